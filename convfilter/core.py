@@ -1,0 +1,124 @@
+"""The filtering core: validate a convolution, then run it through the Keras model.
+
+:func:`filter_array` is the library entry point for notebooks and tests; the
+CLI calls it too. TensorFlow is imported only when a model actually runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from convfilter.errors import ImageTooSmallError
+from convfilter.geometry import (
+    check_padding,
+    dilated_extent,
+    output_shape,
+    padding_amounts,
+    standardize_pair,
+)
+from convfilter.kernels import MAX_KERNEL_SIZE
+
+
+def check_kernel(kernel: np.ndarray | Sequence) -> np.ndarray:
+    """Return ``kernel`` as a 2-D float64 array, or raise ``ValueError`` saying what is wrong."""
+    try:
+        grid = np.asarray(kernel, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"kernel must be a 2-D array of numbers, got {kernel!r}") from None
+    if grid.ndim != 2 or grid.size == 0:
+        raise ValueError(f"kernel must be a non-empty 2-D array, got shape {grid.shape}")
+    if max(grid.shape) > MAX_KERNEL_SIZE:
+        raise ValueError(
+            f"kernel must be at most {MAX_KERNEL_SIZE}x{MAX_KERNEL_SIZE}, got {grid.shape[0]}x{grid.shape[1]}"
+        )
+    if not np.isfinite(grid).all():
+        raise ValueError("kernel values must be finite (no NaN or infinity)")
+    return grid
+
+
+def check_fits(
+    image_shape: Sequence[int],
+    kernel_shape: Sequence[int],
+    stride: tuple[int, int],
+    padding: str,
+    dilation: tuple[int, int],
+) -> tuple[int, int]:
+    """Return the output shape, or raise :class:`ImageTooSmallError` if it would be empty."""
+    out = output_shape(image_shape, kernel_shape, stride, padding, dilation)
+    if min(out) < 1:
+        h, w = image_shape
+        kh, kw = kernel_shape
+        needed = (
+            dilated_extent(kh, dilation[0]),
+            dilated_extent(kw, dilation[1]),
+        )
+        spread = "" if dilation == (1, 1) else f" with dilation {dilation[0]}x{dilation[1]}"
+        raise ImageTooSmallError(
+            f"image is {h}x{w} but the {kh}x{kw} kernel{spread} needs at least "
+            f"{needed[0]}x{needed[1]} pixels under 'valid' padding"
+        )
+    return out
+
+
+def filter_array(
+    image: np.ndarray,
+    kernel: np.ndarray | Sequence,
+    *,
+    stride: int | Sequence[int] = (1, 1),
+    padding: str = "valid",
+    dilation: int | Sequence[int] = (1, 1),
+    bias: float = 0.0,
+) -> np.ndarray:
+    """Filter a 2-D array with a single-filter Keras ``Conv2D`` and return the raw float32 result.
+
+    ``image`` is ``H x W``; ``kernel`` is ``kh x kw`` and is applied by
+    cross-correlation (not flipped), exactly as ``Conv2D`` applies its weights.
+    ``stride`` and ``dilation`` are ``(rows, columns)``; ``padding`` is
+    ``'valid'`` or ``'same'`` with TensorFlow's padding split.
+
+    Keras refuses ``dilation > 1`` together with ``stride > 1``; here that
+    combination gives the result the definition gives: the input is padded as
+    'same' pads it for that stride, a stride-1 dilated Conv2D runs on it, and
+    every ``stride``-th row and column is kept.
+
+    Raises ``ValueError`` for bad arguments and :class:`ImageTooSmallError`
+    when the image is smaller than the dilated kernel under 'valid' padding.
+    """
+    image = np.asarray(image)
+    if image.ndim != 2 or image.size == 0:
+        raise ValueError(f"image must be a non-empty 2-D array, got shape {image.shape}")
+    grid = check_kernel(kernel)
+    stride = standardize_pair(stride, "stride")
+    dilation = standardize_pair(dilation, "dilation")
+    padding = check_padding(padding)
+    bias = float(bias)
+    if not np.isfinite(bias):
+        raise ValueError(f"bias must be a finite number, got {bias!r}")
+    check_fits(image.shape, grid.shape, stride, padding, dilation)
+    return filter_batch(image[np.newaxis], grid, stride, padding, dilation, bias)[0]
+
+
+def filter_batch(
+    batch: np.ndarray,
+    kernel: np.ndarray,
+    stride: tuple[int, int],
+    padding: str,
+    dilation: tuple[int, int],
+    bias: float,
+) -> np.ndarray:
+    """Filter ``N x H x W`` images of one size (arguments already validated); returns ``N x H' x W'``."""
+    from convfilter.model import run_conv
+
+    batch = np.asarray(batch, dtype=np.float32)[..., np.newaxis]
+    if max(stride) == 1 or max(dilation) == 1:
+        return run_conv(batch, kernel, bias=bias, stride=stride, padding=padding, dilation=dilation)
+    # Keras refuses this combination: pad explicitly, run at stride 1, subsample.
+    _, h, w, _ = batch.shape
+    out_h, out_w = output_shape((h, w), kernel.shape, stride, padding, dilation)
+    pad_y = padding_amounts(h, kernel.shape[0], stride[0], dilation[0], padding)
+    pad_x = padding_amounts(w, kernel.shape[1], stride[1], dilation[1], padding)
+    padded = np.pad(batch, ((0, 0), pad_y, pad_x, (0, 0)))
+    full = run_conv(padded, kernel, bias=bias, padding="valid", dilation=dilation)
+    return full[:, :: stride[0], :: stride[1]][:, :out_h, :out_w]

@@ -1,0 +1,15 @@
+"""Exceptions raised by the library.
+
+Bad argument values (a stride of 0, an unknown padding name) raise plain
+``ValueError``; problems that only show up at run time with a particular file
+or image raise :class:`ConvFilterError`. The CLI maps the first to exit code 2
+and the second to exit code 1.
+"""
+
+
+class ConvFilterError(Exception):
+    """A run-time problem with an input or output; the message is one line."""
+
+
+class ImageTooSmallError(ConvFilterError):
+    """The image is smaller than the (dilated) kernel under 'valid' padding."""

@@ -1,0 +1,82 @@
+"""Output sizes and padding amounts of a 2-D convolution, exactly as Keras computes them.
+
+For one axis with input length ``n``, kernel length ``k``, stride ``s`` and
+dilation ``d`` the dilated kernel covers ``d*(k-1) + 1`` pixels and:
+
+* ``'valid'``: no padding, output ``floor((n - d*(k-1) - 1) / s) + 1``;
+* ``'same'``: output ``ceil(n / s)``; TensorFlow pads
+  ``max((out - 1)*s + d*(k-1) + 1 - n, 0)`` zeros in total, ``total // 2``
+  before and the rest (the odd pixel) after, i.e. at the bottom / right.
+
+Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+PADDINGS = ("valid", "same")
+
+
+def standardize_pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
+    """Return ``value`` as a pair of integers >= 1, or raise ``ValueError`` naming ``name``.
+
+    A single integer is used for both axes, as Keras does for ``strides``.
+    """
+    error = f"The `{name}` argument must be a tuple of 2 integers >= 1. Received: {name}={value!r}"
+    if isinstance(value, bool):
+        raise ValueError(error)
+    if isinstance(value, int):
+        pair: tuple = (value, value)
+    else:
+        try:
+            pair = tuple(value)
+        except TypeError:
+            raise ValueError(error) from None
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in pair):
+        raise ValueError(error)
+    return int(pair[0]), int(pair[1])
+
+
+def check_padding(padding: str) -> str:
+    """Return ``padding`` lower-cased if it is one of :data:`PADDINGS`, else raise ``ValueError``."""
+    if not isinstance(padding, str) or padding.lower() not in PADDINGS:
+        raise ValueError(
+            f"The `padding` argument must be one of {', '.join(map(repr, PADDINGS))}. "
+            f"Received: padding={padding!r}"
+        )
+    return padding.lower()
+
+
+def dilated_extent(k: int, d: int) -> int:
+    """Number of input pixels a kernel of length ``k`` with dilation ``d`` spans."""
+    return d * (k - 1) + 1
+
+
+def output_length(n: int, k: int, s: int, d: int, padding: str) -> int:
+    """Output length along one axis (may be <= 0 under 'valid' when the image is too small)."""
+    if padding == "same":
+        return -(-n // s)
+    return (n - dilated_extent(k, d)) // s + 1
+
+
+def padding_amounts(n: int, k: int, s: int, d: int, padding: str) -> tuple[int, int]:
+    """Zeros added before and after one axis: ``(0, 0)`` for 'valid', TensorFlow's split for 'same'."""
+    if padding == "valid":
+        return 0, 0
+    total = max((output_length(n, k, s, d, "same") - 1) * s + dilated_extent(k, d) - n, 0)
+    return total // 2, total - total // 2
+
+
+def output_shape(
+    shape: Sequence[int],
+    kernel_shape: Sequence[int],
+    stride: Sequence[int] = (1, 1),
+    padding: str = "valid",
+    dilation: Sequence[int] = (1, 1),
+) -> tuple[int, int]:
+    """Output ``(H, W)`` of a convolution of an ``H x W`` input (values <= 0 mean 'too small')."""
+    return (
+        output_length(shape[0], kernel_shape[0], stride[0], dilation[0], padding),
+        output_length(shape[1], kernel_shape[1], stride[1], dilation[1], padding),
+    )

@@ -1,0 +1,54 @@
+"""Turning the Conv2D's float results into pixel values (the ``--range`` option).
+
+The float result is in the input's pixel scale (0..255 for an 8-bit input,
+0..65535 for a 16-bit one). Modes:
+
+* ``clip``: scale to the output depth, round to the nearest integer, clip to
+  ``0..max``;
+* ``rescale``: map the result's min..max linearly onto ``0..max`` (what a
+  plotting tool such as matplotlib's ``imshow`` shows); a constant result
+  becomes 0;
+* ``abs``: take the magnitude, then as ``clip``;
+* ``auto``: ``clip`` for kernels whose weights are all >= 0 and sum to 1
+  (blur, gaussian, identity: the result stays in range), ``rescale`` for
+  everything else (edge, sobel, sharpen, emboss, random: negative values).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convfilter.kernels import is_averaging
+
+RANGE_MODES = ("auto", "clip", "rescale", "abs")
+DEPTHS = {8: (np.uint8, 255), 16: (np.uint16, 65535)}
+
+
+def resolve_range(mode: str, kernel: np.ndarray) -> str:
+    """The concrete mode ``auto`` stands for with this kernel; other modes unchanged."""
+    if mode not in RANGE_MODES:
+        raise ValueError(f"The `range` argument must be one of {', '.join(RANGE_MODES)}. Received: {mode!r}")
+    if mode == "auto":
+        return "clip" if is_averaging(kernel) else "rescale"
+    return mode
+
+
+def to_pixels(values: np.ndarray, mode: str, *, in_max: float, depth: int = 8) -> np.ndarray:
+    """Map float ``values`` (in a ``0..in_max`` scale) to ``uint8``/``uint16`` pixels.
+
+    ``mode`` is ``clip``, ``rescale`` or ``abs`` (resolve ``auto`` first with
+    :func:`resolve_range`). NaN becomes 0.
+    """
+    if depth not in DEPTHS:
+        raise ValueError(f"The `depth` argument must be 8 or 16. Received: depth={depth!r}")
+    dtype, out_max = DEPTHS[depth]
+    values = np.asarray(values, dtype=np.float64)
+    if mode == "rescale":
+        finite = values[np.isfinite(values)]
+        lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
+        scaled = (values - lo) * (out_max / (hi - lo)) if hi > lo else np.zeros_like(values)
+    elif mode in ("clip", "abs"):
+        scaled = (np.abs(values) if mode == "abs" else values) * (out_max / in_max)
+    else:
+        raise ValueError(f"unknown range mode {mode!r}")
+    return np.clip(np.nan_to_num(np.rint(scaled)), 0, out_max).astype(dtype)
