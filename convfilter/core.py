@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from convfilter.engine import check_engine
 from convfilter.errors import ImageTooSmallError
 from convfilter.geometry import (
     check_padding,
@@ -70,6 +71,7 @@ def filter_array(
     padding: str = "valid",
     dilation: int | Sequence[int] = (1, 1),
     bias: float = 0.0,
+    engine: str = "auto",
 ) -> np.ndarray:
     """Filter a 2-D array with a single-filter Keras ``Conv2D`` and return the raw float32 result.
 
@@ -82,6 +84,9 @@ def filter_array(
     combination gives the result the definition gives: the input is padded as
     'same' pads it for that stride, a stride-1 dilated Conv2D runs on it, and
     every ``stride``-th row and column is kept.
+
+    ``engine`` picks how the layer is fed (see :mod:`convfilter.engine`):
+    ``'auto'`` (fast) or ``'plain'`` (the literal ``Conv2D(1, ...)``).
 
     Raises ``ValueError`` for bad arguments and :class:`ImageTooSmallError`
     when the image is smaller than the dilated kernel under 'valid' padding.
@@ -96,8 +101,9 @@ def filter_array(
     bias = float(bias)
     if not np.isfinite(bias):
         raise ValueError(f"bias must be a finite number, got {bias!r}")
+    check_engine(engine)
     check_fits(image.shape, grid.shape, stride, padding, dilation)
-    return filter_batch(image[np.newaxis], grid, stride, padding, dilation, bias)[0]
+    return filter_batch(image[np.newaxis], grid, stride, padding, dilation, bias, engine=engine)[0]
 
 
 def filter_batch(
@@ -107,18 +113,26 @@ def filter_batch(
     padding: str,
     dilation: tuple[int, int],
     bias: float,
+    *,
+    engine: str = "auto",
 ) -> np.ndarray:
-    """Filter ``N x H x W`` images of one size (arguments already validated); returns ``N x H' x W'``."""
+    """Filter ``N x H x W`` images of one size (arguments already validated); returns ``N x H' x W'``.
+
+    ``engine`` is ``'auto'`` (the fast blocked layout of :mod:`convfilter.engine`)
+    or ``'plain'`` (the literal single-filter ``Conv2D``); both give the same result.
+    """
     from convfilter.model import run_conv
 
-    batch = np.asarray(batch, dtype=np.float32)[..., np.newaxis]
-    if max(stride) == 1 or max(dilation) == 1:
-        return run_conv(batch, kernel, bias=bias, stride=stride, padding=padding, dilation=dilation)
+    batch = np.asarray(batch)[..., np.newaxis]
+    if engine != "plain" or max(stride) == 1 or max(dilation) == 1:
+        return run_conv(
+            batch, kernel, bias=bias, stride=stride, padding=padding, dilation=dilation, engine=engine
+        )
     # Keras refuses this combination: pad explicitly, run at stride 1, subsample.
     _, h, w, _ = batch.shape
     out_h, out_w = output_shape((h, w), kernel.shape, stride, padding, dilation)
     pad_y = padding_amounts(h, kernel.shape[0], stride[0], dilation[0], padding)
     pad_x = padding_amounts(w, kernel.shape[1], stride[1], dilation[1], padding)
-    padded = np.pad(batch, ((0, 0), pad_y, pad_x, (0, 0)))
-    full = run_conv(padded, kernel, bias=bias, padding="valid", dilation=dilation)
+    padded = np.pad(batch.astype(np.float32), ((0, 0), pad_y, pad_x, (0, 0)))
+    full = run_conv(padded, kernel, bias=bias, padding="valid", dilation=dilation, engine="plain")
     return full[:, :: stride[0], :: stride[1]][:, :out_h, :out_w]

@@ -69,7 +69,49 @@ def conv_model(
     return keras.Model(inputs, layer(inputs), name="convfilter")
 
 
-def run_conv(
+@functools.cache
+def blocked_model(
+    kernel_shape: tuple[int, int],
+    channels: tuple[int, int],
+    stride: int,
+    dilation: int,
+    use_bias: bool,
+) -> Any:
+    """A ``Conv2D(channels[1], kernel_shape)`` model over ``N x H x blocks x channels[0]`` batches.
+
+    The blocked layout of :mod:`convfilter.engine`: ``stride`` and
+    ``dilation`` are the row stride and row dilation (columns are in the
+    weights); padding is always 'valid'. Cached per configuration.
+    """
+    keras = keras_module()
+    inputs = keras.Input(shape=(None, None, channels[0]), name="blocks")
+    layer = keras.layers.Conv2D(
+        channels[1],
+        kernel_shape,
+        strides=(stride, 1),
+        padding="valid",
+        dilation_rate=(dilation, 1),
+        use_bias=use_bias,
+        name="conv",
+    )
+    return keras.Model(inputs, layer(inputs), name="convfilter_blocked")
+
+
+def blocked_conv(
+    blocks: np.ndarray, weights: np.ndarray, *, bias: float = 0.0, stride: int = 1, dilation: int = 1
+) -> np.ndarray:
+    """Run ``blocks`` (``N x H x nb x Bi`` float32) through a blocked ``Conv2D``; ``N x H' x nb' x B``."""
+    kh, taps, in_block, block = weights.shape
+    use_bias = bias != 0.0
+    model = blocked_model((kh, taps), (in_block, block), stride, dilation, use_bias)
+    layer = model.get_layer("conv")
+    layer.kernel.assign(weights)
+    if use_bias:
+        layer.bias.assign(np.full(block, bias, dtype=np.float32))
+    return np.asarray(model(blocks, training=False))
+
+
+def plain_conv(
     batch: np.ndarray,
     kernel: np.ndarray,
     *,
@@ -78,10 +120,9 @@ def run_conv(
     padding: str = "valid",
     dilation: tuple[int, int] = (1, 1),
 ) -> np.ndarray:
-    """Run ``batch`` (``N x H x W x 1`` float32) through the Conv2D; returns ``N x H' x W'``.
+    """The literal ``Conv2D(1, ...)`` on ``batch`` (``N x H x W x 1`` float32); returns ``N x H' x W'``.
 
-    The configuration must be one Keras accepts (no stride > 1 together with
-    dilation > 1); :func:`convfilter.core.filter_array` takes care of that case.
+    The configuration must be one Keras accepts (no stride > 1 together with dilation > 1).
     """
     kernel = np.asarray(kernel, dtype=np.float32)
     use_bias = bias != 0.0
@@ -92,3 +133,35 @@ def run_conv(
     model.get_layer("conv").set_weights(weights)
     result = model(np.ascontiguousarray(batch, dtype=np.float32), training=False)
     return np.asarray(result)[..., 0]
+
+
+def run_conv(
+    batch: np.ndarray,
+    kernel: np.ndarray,
+    *,
+    bias: float = 0.0,
+    stride: tuple[int, int] = (1, 1),
+    padding: str = "valid",
+    dilation: tuple[int, int] = (1, 1),
+    engine: str = "auto",
+) -> np.ndarray:
+    """Run ``batch`` (``N x H x W x 1``) through the Conv2D; returns ``N x H' x W'`` float32.
+
+    ``engine='plain'`` is the literal single-filter layer (which, like
+    Keras, refuses stride > 1 together with dilation > 1); ``'auto'`` and
+    ``'blocked'`` run the same convolution in the blocked layout of
+    :mod:`convfilter.engine`, which accepts every combination.
+    """
+    from convfilter.engine import check_engine, convolve
+    from convfilter.geometry import padding_amounts
+
+    if check_engine(engine) == "plain":
+        return plain_conv(batch, kernel, bias=bias, stride=stride, padding=padding, dilation=dilation)
+    batch = np.asarray(batch)[..., 0]
+    kh, kw = np.shape(kernel)
+    _, h, w = batch.shape
+    pad_y = padding_amounts(h, kh, stride[0], dilation[0], padding)
+    pad_x = padding_amounts(w, kw, stride[1], dilation[1], padding)
+    return convolve(
+        batch, kernel, stride=stride, dilation=dilation, pad_y=pad_y, pad_x=pad_x, bias=bias, engine=engine
+    )
