@@ -19,6 +19,7 @@ from convfilter.geometry import PADDINGS, padding_amounts
 from convfilter.kernels import KERNELS, MAX_KERNEL_SIZE, KernelParameterError, NamedKernel, format_grid
 from convfilter.pipeline import FilterResult, filter_file
 from convfilter.pixels import RANGE_MODES
+from convfilter.tiles import DEFAULT_TILE_SIZE, MIN_TILE_SIZE
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -98,6 +99,23 @@ def conv_options(command):
             default=None,
             help="Output bits per pixel (16 for PNG/TIFF only). "
             "Default: 16 for 16-bit inputs written as PNG/TIFF, else 8.",
+        ),
+        click.option(
+            "--tile-size",
+            type=click.IntRange(min=MIN_TILE_SIZE),
+            default=DEFAULT_TILE_SIZE,
+            show_default=True,
+            metavar="N",
+            help="Filter in output tiles of at most N x N pixels (with a halo; the result is identical), "
+            "so memory stays bounded for huge images.",
+        ),
+        click.option(
+            "--max-pixels",
+            type=click.IntRange(min=1),
+            default=None,
+            metavar="N",
+            help="Refuse images with more than N pixels, replacing Pillow's decompression-bomb limit "
+            "(default: Pillow's, about 179 million pixels); raise it to filter huge scans.",
         ),
         click.option(
             "-v",
@@ -205,7 +223,18 @@ def _make_kernel_command(kernel: NamedKernel) -> click.Command:
     @kernel_options(kernel)
     @conv_options
     def command(
-        input_path, output_path, stride, padding, dilation, bias, range_mode, depth, verbose, **params
+        input_path,
+        output_path,
+        stride,
+        padding,
+        dilation,
+        bias,
+        range_mode,
+        depth,
+        tile_size,
+        max_pixels,
+        verbose,
+        **params,
     ):
         if "seed" in kernel.options and params.get("seed") is None:
             params["seed"] = secrets.randbelow(2**31)
@@ -223,6 +252,8 @@ def _make_kernel_command(kernel: NamedKernel) -> click.Command:
             bias=bias,
             range_mode=range_mode,
             depth=None if depth is None else int(depth),
+            tile_size=tile_size,
+            max_pixels=max_pixels,
         )
         if verbose:
             _report(kernel.name, grid, params, result, stride, padding, dilation, bias)

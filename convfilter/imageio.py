@@ -27,7 +27,10 @@ FORMATS_WITH_DPI = ("PNG", "JPEG", "TIFF", "BMP")
 
 @dataclass
 class GrayImage:
-    """A decoded image: ``pixels`` (``H x W`` float32) in a ``0..max_value`` scale."""
+    """A decoded image: ``pixels`` (``H x W``) in a ``0..max_value`` scale.
+
+    ``pixels`` are float32 unless read with ``keep_dtype`` (see :func:`read_gray`).
+    """
 
     pixels: np.ndarray
     max_value: float
@@ -60,16 +63,30 @@ def check_depth(path: str, fmt: str, depth: int) -> None:
         raise ConvFilterError(f"{path}: {fmt} cannot store 16-bit pixels; use .png or .tif")
 
 
-def read_gray(path: str) -> GrayImage:
+def read_gray(path: str, *, keep_dtype: bool = False, max_pixels: int | None = None) -> GrayImage:
     """Decode ``path`` and convert it to grayscale by the module's rule.
 
+    ``pixels`` are float32 unless ``keep_dtype``: then they keep the decoded
+    integer type (``uint8`` for the 0..255 scale, ``uint16``/``int32`` for
+    16-bit and ``I`` images; ``F`` images are float32 anyway), a quarter of
+    the memory for 8-bit scans. ``max_pixels`` replaces Pillow's
+    decompression-bomb limit: images with more pixels are refused before
+    decoding; ``None`` keeps Pillow's own limit.
     Every failure is a :class:`ConvFilterError` whose message starts with ``path``.
     """
     try:
-        with Image.open(path) as img:
+        with _pixel_limit(max_pixels), Image.open(path) as img:
+            if max_pixels is not None and img.width * img.height > max_pixels:
+                raise ConvFilterError(
+                    f"{path}: image has {img.width * img.height} pixels ({img.width}x{img.height}), "
+                    f"more than the limit of {max_pixels} (--max-pixels)"
+                )
             img = ImageOps.exif_transpose(img)
             info = dict(img.info)
-            return _to_gray(img, info)
+            gray = _to_gray(img, info)
+            if not keep_dtype:
+                gray.pixels = gray.pixels.astype(np.float32, copy=False)
+            return gray
     except FileNotFoundError:
         raise ConvFilterError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -84,13 +101,30 @@ def read_gray(path: str) -> GrayImage:
         raise ConvFilterError(f"{path}: cannot decode image ({_one_line(exc)})") from None
 
 
+@contextlib.contextmanager
+def _pixel_limit(max_pixels: int | None):
+    """Switch Pillow's decompression-bomb check off while ``max_pixels`` (checked by us) applies."""
+    if max_pixels is None:
+        yield
+        return
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
 def _to_gray(img: Image.Image, info: dict) -> GrayImage:
+    """Pixels in their decoded dtype (uint8, uint16, int32 or float32); see :func:`read_gray`."""
     if img.mode in SIXTEEN_BIT_MODES:
-        return GrayImage(np.asarray(img).astype(np.float32), 65535.0, img.mode, info)
+        pixels = np.asarray(img)
+        native = pixels.dtype.newbyteorder("=")
+        return GrayImage(pixels.astype(native, copy=False), 65535.0, img.mode, info)
     if img.mode == "F":
         return GrayImage(np.asarray(img, dtype=np.float32), 1.0, img.mode, info)
     mode = img.mode
-    return GrayImage(np.asarray(img.convert("L"), dtype=np.float32), 255.0, mode, info)
+    return GrayImage(np.asarray(img if mode == "L" else img.convert("L")), 255.0, mode, info)
 
 
 def _one_line(exc: BaseException) -> str:

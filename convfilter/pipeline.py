@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from convfilter.core import check_fits, check_kernel, filter_batch
+from convfilter.core import check_fits, check_kernel
+from convfilter.engine import check_engine
 from convfilter.errors import ConvFilterError
 from convfilter.geometry import check_padding, standardize_pair
 from convfilter.imageio import (
@@ -19,7 +21,8 @@ from convfilter.imageio import (
     same_file,
     write_pixels,
 )
-from convfilter.pixels import resolve_range, to_pixels
+from convfilter.pixels import DEPTHS, resolve_range, to_pixels
+from convfilter.tiles import DEFAULT_TILE_SIZE, check_tile_size, filter_tiles, plan_tiles
 
 
 @dataclass
@@ -47,6 +50,9 @@ def filter_file(
     bias: float = 0.0,
     range_mode: str = "auto",
     depth: int | None = None,
+    tile_size: int = DEFAULT_TILE_SIZE,
+    max_pixels: int | None = None,
+    engine: str = "auto",
 ) -> FilterResult:
     """Filter the image at ``input_path`` and write the result to ``output_path``.
 
@@ -57,8 +63,20 @@ def filter_file(
     input) is checked first, so a doomed run does no work. Raises
     ``ValueError`` for bad arguments and :class:`ConvFilterError` for
     problems with the files.
+
+    The image is filtered in output tiles of at most ``tile_size`` x
+    ``tile_size`` pixels (see :mod:`convfilter.tiles`; the result is
+    bit-identical to one whole-image call), reading from the decoded 8/16-bit
+    pixels and writing into one preallocated output array, so memory is about
+    the input and output pixels plus one tile's float buffers. ``rescale``
+    needs the global min and max first: with more than one tile the tiles
+    are computed twice (a min/max pass, then the mapping pass) rather than
+    holding a full-size float copy. ``max_pixels`` replaces Pillow's
+    decompression-bomb limit (``None``: Pillow's default).
     """
     grid = check_kernel(kernel)
+    check_tile_size(tile_size)
+    check_engine(engine)
     stride = standardize_pair(stride, "stride")
     dilation = standardize_pair(dilation, "dilation")
     padding = check_padding(padding)
@@ -70,23 +88,51 @@ def filter_file(
     if same_file(input_path, output_path):
         raise ConvFilterError(f"{output_path}: is the input file; refusing to overwrite it")
 
-    image = read_gray(input_path)
+    image = read_gray(input_path, keep_dtype=True, max_pixels=max_pixels)
     try:
         out_shape = check_fits(image.pixels.shape, grid.shape, stride, padding, dilation)
     except ConvFilterError as exc:
         raise type(exc)(f"{input_path}: {exc}") from None
     if depth is None:
         depth = 16 if image.depth == 16 and fmt in FORMATS_WITH_16_BIT else 8
-    values = filter_batch(image.pixels[np.newaxis], grid, stride, padding, dilation, bias)[0]
-    pixels = to_pixels(values, mode, in_max=image.max_value, depth=depth)
-    write_pixels(output_path, pixels, fmt, dpi=image.info.get("dpi"))
+
+    tiles = functools.partial(
+        filter_tiles, image.pixels, grid, stride, padding, dilation, bias, tile_size=tile_size, engine=engine
+    )
+    bounds = None
+    if (
+        mode == "rescale"
+        and len(plan_tiles(image.pixels.shape, grid.shape, stride, padding, dilation, tile_size)) > 1
+    ):
+        bounds = _global_bounds(tiles())
+    pixels = np.empty(out_shape, dtype=DEPTHS[depth][0])
+    minimum, maximum = np.nan, np.nan
+    for tile, values in tiles():
+        pixels[tile.rows, tile.cols] = to_pixels(
+            values, mode, in_max=image.max_value, depth=depth, bounds=bounds
+        )
+        minimum = np.fmin(minimum, np.fmin.reduce(values, axis=None))
+        maximum = np.fmax(maximum, np.fmax.reduce(values, axis=None))
+    input_shape, dpi = image.pixels.shape, image.info.get("dpi")
+    del image, tiles  # the decoded pixels are not needed while the output is encoded
+    write_pixels(output_path, pixels, fmt, dpi=dpi)
     return FilterResult(
         input=input_path,
         output=output_path,
-        input_shape=image.pixels.shape,
+        input_shape=input_shape,
         output_shape=out_shape,
         range_mode=mode,
         depth=depth,
-        minimum=float(np.nanmin(values)),
-        maximum=float(np.nanmax(values)),
+        minimum=float(minimum),
+        maximum=float(maximum),
     )
+
+
+def _global_bounds(tiles) -> tuple[float, float]:
+    """The finite min and max over all tiles, as :func:`finite_bounds` gives them for the whole image."""
+    lo, hi = np.inf, -np.inf
+    for _, values in tiles:
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+    return (lo, hi) if lo <= hi else (0.0, 0.0)

@@ -33,22 +33,36 @@ def resolve_range(mode: str, kernel: np.ndarray) -> str:
     return mode
 
 
-def to_pixels(values: np.ndarray, mode: str, *, in_max: float, depth: int = 8) -> np.ndarray:
+def to_pixels(
+    values: np.ndarray,
+    mode: str,
+    *,
+    in_max: float,
+    depth: int = 8,
+    bounds: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Map float ``values`` (in a ``0..in_max`` scale) to ``uint8``/``uint16`` pixels.
 
     ``mode`` is ``clip``, ``rescale`` or ``abs`` (resolve ``auto`` first with
-    :func:`resolve_range`). NaN becomes 0.
+    :func:`resolve_range`). NaN becomes 0. ``bounds`` is the ``(min, max)``
+    that ``rescale`` maps from; by default the finite min and max of
+    ``values`` (give the whole image's when ``values`` is one tile of it).
     """
     if depth not in DEPTHS:
         raise ValueError(f"The `depth` argument must be 8 or 16. Received: depth={depth!r}")
     dtype, out_max = DEPTHS[depth]
     values = np.asarray(values, dtype=np.float64)
     if mode == "rescale":
-        finite = values[np.isfinite(values)]
-        lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
+        lo, hi = finite_bounds(values) if bounds is None else bounds
         scaled = (values - lo) * (out_max / (hi - lo)) if hi > lo else np.zeros_like(values)
     elif mode in ("clip", "abs"):
         scaled = (np.abs(values) if mode == "abs" else values) * (out_max / in_max)
     else:
         raise ValueError(f"unknown range mode {mode!r}")
     return np.clip(np.nan_to_num(np.rint(scaled)), 0, out_max).astype(dtype)
+
+
+def finite_bounds(values: np.ndarray) -> tuple[float, float]:
+    """The min and max of the finite entries of ``values``; ``(0.0, 0.0)`` when there are none."""
+    finite = np.asarray(values)[np.isfinite(values)]
+    return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)

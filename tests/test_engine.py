@@ -1,0 +1,106 @@
+"""The blocked engine against the independent NumPy reference and the plain Conv2D."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from reference import correlate
+
+from convfilter.core import filter_array
+from convfilter.engine import block_taps, block_weights, convolve
+
+
+def _relative_error(result: np.ndarray, expected: np.ndarray, kernel: np.ndarray, scale: float) -> float:
+    return float(np.abs(result - expected).max() / (np.abs(kernel).sum() * scale))
+
+
+CONFIGS = [
+    # (h, w, kh, kw, stride, dilation, padding)
+    (23, 41, 3, 3, (1, 1), (1, 1), "valid"),
+    (23, 41, 3, 3, (1, 1), (1, 1), "same"),
+    (30, 37, 5, 4, (2, 3), (1, 1), "same"),
+    (30, 37, 3, 2, (1, 1), (2, 3), "valid"),
+    (31, 50, 3, 3, (2, 2), (2, 3), "same"),
+    (31, 50, 2, 3, (3, 1), (2, 1), "valid"),
+    (17, 19, 1, 1, (1, 2), (1, 1), "valid"),
+    (40, 70, 7, 7, (1, 1), (1, 1), "same"),
+    (40, 70, 15, 15, (1, 1), (1, 1), "valid"),
+    (12, 9, 4, 6, (1, 1), (1, 1), "same"),  # narrower than one block
+]
+
+
+@pytest.mark.parametrize("h, w, kh, kw, stride, dilation, padding", CONFIGS)
+@pytest.mark.parametrize("engine", ["auto", "plain"])
+def test_engines_match_reference(h, w, kh, kw, stride, dilation, padding, engine):
+    rng = np.random.default_rng(h * w + kh * kw)
+    image = (rng.random((h, w)) * 255).astype(np.float32)
+    kernel = rng.standard_normal((kh, kw))
+    expected = correlate(image, kernel, stride, padding, dilation, bias=1.5)
+    result = filter_array(
+        image, kernel, stride=stride, padding=padding, dilation=dilation, bias=1.5, engine=engine
+    )
+    assert result.dtype == np.float32
+    assert result.shape == expected.shape
+    assert _relative_error(result, expected, kernel, 255) < 1e-6
+
+
+def test_blocked_and_plain_agree_to_float32_rounding():
+    rng = np.random.default_rng(3)
+    image = rng.random((64, 96), dtype=np.float32)
+    kernel = rng.standard_normal((5, 5))
+    fast = filter_array(image, kernel, padding="same", engine="auto")
+    plain = filter_array(image, kernel, padding="same", engine="plain")
+    np.testing.assert_allclose(fast, plain, rtol=0, atol=1e-5 * np.abs(kernel).sum())
+
+
+def test_batch_of_images_matches_each_image():
+    rng = np.random.default_rng(4)
+    batch = rng.random((3, 20, 33), dtype=np.float32)
+    kernel = rng.standard_normal((3, 3))
+    result = convolve(batch, kernel, pad_y=(1, 1), pad_x=(1, 1), stride=(1, 2))
+    for image, out in zip(batch, result, strict=True):
+        expected = correlate(image, kernel, (1, 2), "same", (1, 1))
+        assert _relative_error(out, expected, kernel, 1) < 1e-6
+
+
+def test_integer_pixels_give_the_float_result():
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 256, (25, 40), dtype=np.uint8)
+    kernel = rng.standard_normal((3, 3))
+    as_uint8 = convolve(pixels[np.newaxis], kernel, pad_y=(1, 1), pad_x=(1, 1))
+    as_float = convolve(pixels[np.newaxis].astype(np.float32), kernel, pad_y=(1, 1), pad_x=(1, 1))
+    assert np.array_equal(as_uint8, as_float)
+    expected = correlate(pixels, kernel, padding="same")
+    assert _relative_error(as_uint8[0], expected, kernel, 255) < 1e-6
+
+
+def test_explicit_padding_is_zeros_around_the_array():
+    rng = np.random.default_rng(6)
+    image = rng.random((10, 14), dtype=np.float32)
+    kernel = rng.standard_normal((3, 4))
+    result = convolve(image[np.newaxis], kernel, pad_y=(2, 0), pad_x=(0, 3))[0]
+    expected = correlate(np.pad(image, ((2, 0), (0, 3))), kernel)
+    assert _relative_error(result, expected, kernel, 1) < 1e-6
+
+
+@pytest.mark.parametrize("block, stride, dilation", [(2, 1, 1), (4, 2, 1), (3, 1, 2), (8, 3, 2)])
+def test_block_weights_compute_the_correlation(block, stride, dilation):
+    """The layout's arithmetic, without TensorFlow: a blocked row times the weights is the 1-D correlation."""
+    rng = np.random.default_rng(block)
+    kernel = rng.standard_normal((1, 3))
+    weights = block_weights(kernel, block, stride, dilation)
+    taps = block_taps(block, 3, stride, dilation)
+    assert weights.shape == (1, taps, block * stride, block)
+    row = rng.standard_normal(block * stride * (taps + 4))
+    blocks = row.reshape(-1, block * stride)
+    out = np.concatenate(
+        [np.einsum("qp,qpb->b", blocks[j : j + taps], weights[0]) for j in range(len(blocks) - taps + 1)]
+    )
+    expected = correlate(row[np.newaxis], kernel, (1, stride), "valid", (1, dilation))[0]
+    np.testing.assert_allclose(out[: len(expected)], expected[: len(out)], rtol=1e-6, atol=1e-6)
+    assert len(out) >= 1
+
+
+def test_unknown_engine_is_refused():
+    with pytest.raises(ValueError, match="The `engine` argument must be one of auto, blocked, plain"):
+        filter_array(np.ones((5, 5)), np.ones((3, 3)), engine="fft")

@@ -1,0 +1,192 @@
+"""Tiled filtering: bit-identical to the whole image at once, with small tiles on moderate arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from reference import correlate
+
+from convfilter.cli import cli
+from convfilter.engine import convolve
+from convfilter.geometry import padding_amounts
+from convfilter.pipeline import filter_file
+from convfilter.tiles import COLUMN_ALIGN, check_tile_size, filter_tiles, plan_tiles
+
+CONFIGS = [
+    # (kernel shape, stride, dilation, padding)
+    ((3, 3), (1, 1), (1, 1), "same"),
+    ((5, 4), (2, 3), (1, 1), "same"),
+    ((3, 3), (2, 2), (3, 2), "same"),
+    ((4, 2), (3, 1), (1, 2), "valid"),
+    ((7, 7), (1, 1), (1, 1), "valid"),
+]
+
+
+def _assemble(image, kernel, stride, padding, dilation, tile_size, engine="auto"):
+    shape = None
+    parts = []
+    for tile, values in filter_tiles(
+        image, kernel, stride, padding, dilation, 0.25, tile_size=tile_size, engine=engine
+    ):
+        parts.append((tile, np.array(values)))
+        shape = (
+            (tile.rows.stop, tile.cols.stop)
+            if shape is None
+            else np.maximum(shape, (tile.rows.stop, tile.cols.stop))
+        )
+    out = np.full(tuple(shape), np.nan, dtype=np.float32)
+    for tile, values in parts:
+        assert np.isnan(out[tile.rows, tile.cols]).all(), "tiles overlap"
+        out[tile.rows, tile.cols] = values
+    return out, len(parts)
+
+
+@pytest.mark.parametrize("kernel_shape, stride, dilation, padding", CONFIGS)
+@pytest.mark.parametrize("engine", ["auto", "plain"])
+def test_tiles_equal_the_whole_image(kernel_shape, stride, dilation, padding, engine):
+    """Bit-identical with the blocked engine; the plain layer only promises float32 rounding."""
+    rng = np.random.default_rng(sum(kernel_shape) + stride[0])
+    image = rng.integers(0, 256, (77, 101), dtype=np.uint8)
+    kernel = rng.standard_normal(kernel_shape)
+    pad_y = padding_amounts(77, kernel_shape[0], stride[0], dilation[0], padding)
+    pad_x = padding_amounts(101, kernel_shape[1], stride[1], dilation[1], padding)
+    whole = convolve(
+        image[np.newaxis],
+        kernel,
+        stride=stride,
+        dilation=dilation,
+        pad_y=pad_y,
+        pad_x=pad_x,
+        bias=0.25,
+        engine=engine,
+    )[0]
+    tiled, count = _assemble(image, kernel, stride, padding, dilation, 16, engine)
+    assert count > 4
+    assert tiled.shape == whole.shape
+    if engine == "auto":
+        assert np.array_equal(tiled, whole)
+    else:
+        np.testing.assert_allclose(tiled, whole, rtol=0, atol=1e-5 * np.abs(kernel).sum() * 255)
+    expected = correlate(image, kernel, stride, padding, dilation, 0.25)
+    assert np.abs(tiled - expected).max() < 1e-6 * np.abs(kernel).sum() * 255
+
+
+def test_plan_covers_the_output_once_with_aligned_columns():
+    tiles = plan_tiles((100, 130), (3, 3), (1, 1), "same", (1, 1), tile_size=20)
+    covered = np.zeros((100, 130), dtype=int)
+    for tile in tiles:
+        covered[tile.rows, tile.cols] += 1
+        assert tile.cols.start % COLUMN_ALIGN == 0
+        assert tile.rows.stop - tile.rows.start <= 20
+    assert (covered == 1).all()
+    # A tile inside the image reads its rows plus a one-pixel halo and needs no zeros.
+    inner = next(t for t in tiles if t.rows.start == 20 and t.cols.start == 32)
+    assert (inner.in_rows, inner.in_cols) == (slice(19, 41), slice(31, 65))
+    assert (inner.pad_y, inner.pad_x) == ((0, 0), (0, 0))
+    corner = tiles[0]
+    assert (corner.pad_y, corner.pad_x) == ((1, 0), (1, 0))
+
+
+def test_halo_starts_on_the_stride_grid():
+    tiles = plan_tiles((90, 90), (5, 5), (3, 2), "valid", (1, 1), tile_size=16)
+    for tile in tiles:
+        assert tile.in_rows.start == 3 * tile.rows.start
+        assert tile.in_cols.start == 2 * tile.cols.start
+        assert tile.in_rows.stop == 3 * (tile.rows.stop - 1) + 5
+
+
+@pytest.mark.parametrize("bad", [0, 15, -3, 16.0, True])
+def test_tile_size_must_be_an_integer_of_at_least_16(bad):
+    with pytest.raises(ValueError, match=rf"must be an integer >= 16. Received: tile_size={bad!r}$"):
+        check_tile_size(bad)
+
+
+def _save(path, pixels):
+    Image.fromarray(pixels).save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("range_mode", ["clip", "rescale", "abs"])
+def test_file_tiled_equals_untiled(tmp_path, range_mode):
+    rng = np.random.default_rng(11)
+    source = _save(tmp_path / "in.png", rng.integers(0, 256, (70, 90), dtype=np.uint8))
+    kernel = rng.standard_normal((3, 3))
+    small = filter_file(
+        source, str(tmp_path / "small.png"), kernel, padding="same", range_mode=range_mode, tile_size=16
+    )
+    whole = filter_file(source, str(tmp_path / "whole.png"), kernel, padding="same", range_mode=range_mode)
+    a = np.asarray(Image.open(tmp_path / "small.png"))
+    b = np.asarray(Image.open(tmp_path / "whole.png"))
+    assert np.array_equal(a, b)
+    assert (small.minimum, small.maximum) == (whole.minimum, whole.maximum)
+    raw = correlate(np.asarray(Image.open(source)), kernel, padding="same")
+    assert small.minimum == pytest.approx(raw.min(), abs=1e-3)
+    assert small.maximum == pytest.approx(raw.max(), abs=1e-3)
+    if range_mode == "rescale":
+        expected = np.rint((raw - raw.min()) * (255 / (raw.max() - raw.min())))
+        assert np.abs(a.astype(int) - expected).max() <= 1
+
+
+def test_sixteen_bit_file_tiled_equals_untiled(tmp_path):
+    rng = np.random.default_rng(12)
+    source = _save(tmp_path / "in.png", rng.integers(0, 65536, (50, 60), dtype=np.uint16))
+    kernel = np.full((3, 3), 1 / 9)
+    filter_file(source, str(tmp_path / "small.png"), kernel, tile_size=16, stride=(2, 1))
+    filter_file(source, str(tmp_path / "whole.png"), kernel, stride=(2, 1))
+    a = np.asarray(Image.open(tmp_path / "small.png"))
+    b = np.asarray(Image.open(tmp_path / "whole.png"))
+    assert a.dtype == np.uint16
+    assert np.array_equal(a, b)
+    expected = np.rint(correlate(np.asarray(Image.open(source)).astype(float), kernel, (2, 1)))
+    assert np.abs(a.astype(int) - expected).max() <= 1
+
+
+def test_cli_tile_size_gives_the_same_file(tmp_path):
+    rng = np.random.default_rng(13)
+    source = _save(tmp_path / "in.png", rng.integers(0, 256, (60, 80), dtype=np.uint8))
+    runner = CliRunner()
+    small = runner.invoke(
+        cli, ["edge", source, str(tmp_path / "a.png"), "--tile-size", "16", "--padding", "same"]
+    )
+    whole = runner.invoke(cli, ["edge", source, str(tmp_path / "b.png"), "--padding", "same"])
+    assert small.exit_code == whole.exit_code == 0, small.output + whole.output
+    assert np.array_equal(
+        np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png"))
+    )
+
+
+def test_cli_refuses_a_tile_size_below_16(tmp_path):
+    source = _save(tmp_path / "in.png", np.zeros((20, 20), dtype=np.uint8))
+    result = CliRunner().invoke(cli, ["blur", source, str(tmp_path / "out.png"), "--tile-size", "8"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--tile-size': 8 is not in the range x>=16." in result.output
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_max_pixels_refuses_larger_images(tmp_path):
+    source = _save(tmp_path / "in.png", np.zeros((20, 30), dtype=np.uint8))
+    result = CliRunner().invoke(cli, ["blur", source, str(tmp_path / "out.png"), "--max-pixels", "599"])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {source}: image has 600 pixels (30x20), more than the limit of 599 (--max-pixels)\n"
+    )
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_pillow_limit_stays_on_by_default_and_max_pixels_raises_it(tmp_path, monkeypatch):
+    source = _save(tmp_path / "in.png", np.full((40, 50), 7, dtype=np.uint8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # Pillow refuses > 2x this: 1000 pixels
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["blur", source, str(tmp_path / "out.png")])
+    assert refused.exit_code == 1
+    assert refused.output.startswith(
+        f"Error: {source}: Image size (2000 pixels) exceeds limit of 1000 pixels"
+    )
+    assert not (tmp_path / "out.png").exists()
+    allowed = runner.invoke(cli, ["blur", source, str(tmp_path / "out.png"), "--max-pixels", "2000"])
+    assert allowed.exit_code == 0, allowed.output
+    assert Image.MAX_IMAGE_PIXELS == 500
+    monkeypatch.undo()
+    assert (np.asarray(Image.open(tmp_path / "out.png")) == 7).all()
