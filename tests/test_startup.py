@@ -1,0 +1,62 @@
+"""Start-up: commands that run no model never import TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from convfilter import __version__
+
+CONVFILTER = Path(sys.executable).with_name("convfilter")
+
+PROBE = """
+import json, sys
+from convfilter.cli import cli
+try:
+    cli(sys.argv[1:], prog_name="convfilter")
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "tensorflow": "tensorflow" in sys.modules, "keras": "keras" in sys.modules}))
+"""
+
+
+def _probe(*args: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["--version"], ["blur", "--help"], ["gaussian", "--help"], ["blur"], ["nosuchkernel"]],
+)
+def test_commands_without_a_model_do_not_import_tensorflow(args):
+    state = _probe(*args)
+    assert state["tensorflow"] is False
+    assert state["keras"] is False
+    assert state["code"] == (0 if "--help" in args or "--version" in args else 2)
+
+
+def test_filtering_does_import_tensorflow(tmp_path):
+    """The probe itself can see TensorFlow when a model runs."""
+    source = tmp_path / "in.png"
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(source)
+    state = _probe("blur", str(source), str(tmp_path / "out.png"))
+    assert state == {"code": 0, "tensorflow": True, "keras": True}
+    assert (tmp_path / "out.png").exists()
+
+
+def test_installed_command_prints_its_version():
+    done = subprocess.run(
+        [str(CONVFILTER), "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0
+    assert done.stdout == f"convfilter, version {__version__}\n"
+    assert done.stderr == ""
