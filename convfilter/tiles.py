@@ -9,10 +9,10 @@ out of the image (``'same'`` padding at the border), the missing pixels are
 the zeros the whole-image convolution would see. Every output pixel is
 therefore the same sum of the same products as in one whole-image call.
 
-Tiles start on multiples of :data:`COLUMN_ALIGN` output columns, so every
-output column keeps its place inside a block of the blocked engine (same
-weights, same order of additions): the tiled result is bit-identical to the
-whole image at once, which the tests check.
+Tiles start on multiples of the blocked engine's column block
+(:func:`convfilter.engine.column_block`), so every output column keeps its
+place inside a block (same weights, same order of additions): the tiled
+result is bit-identical to the whole image at once, which the tests check.
 """
 
 from __future__ import annotations
@@ -22,14 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convfilter.engine import convolve
+from convfilter.engine import column_block, convolve
 from convfilter.geometry import dilated_extent, output_shape, padding_amounts
 
 DEFAULT_TILE_SIZE = 2048
 """Default side of an output tile: about 16 MB of float32 per buffer."""
 MIN_TILE_SIZE = 16
-COLUMN_ALIGN = 16
-"""Output-column alignment of tiles: a multiple of every block size the blocked engine uses."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,8 @@ def plan_tiles(
     """The tiles covering the output of an ``H x W`` image, in row-major order."""
     check_tile_size(tile_size)
     out_h, out_w = output_shape(shape, kernel_shape, stride, padding, dilation)
-    col_step = -(-tile_size // COLUMN_ALIGN) * COLUMN_ALIGN
+    block = column_block(kernel_shape[1], stride[1], dilation[1])
+    col_step = -(-tile_size // block) * block
     row_windows = list(
         _axis_windows(shape[0], kernel_shape[0], stride[0], dilation[0], padding, out_h, tile_size)
     )

@@ -7,7 +7,7 @@ import pytest
 from reference import correlate
 
 from convfilter.core import filter_array
-from convfilter.engine import block_taps, block_weights, convolve
+from convfilter.engine import block_taps, block_weights, convolve, window_block, window_weights
 
 
 def _relative_error(result: np.ndarray, expected: np.ndarray, kernel: np.ndarray, scale: float) -> float:
@@ -99,6 +99,36 @@ def test_block_weights_compute_the_correlation(block, stride, dilation):
     expected = correlate(row[np.newaxis], kernel, (1, stride), "valid", (1, dilation))[0]
     np.testing.assert_allclose(out[: len(expected)], expected[: len(out)], rtol=1e-6, atol=1e-6)
     assert len(out) >= 1
+
+
+@pytest.mark.parametrize("width, stride, dilation", [(3, 1, 1), (5, 1, 1), (3, 1, 3), (2, 2, 1), (9, 1, 1)])
+def test_window_weights_compute_the_correlation(width, stride, dilation):
+    """The windowed layout without TensorFlow: 16-column windows times the weights give the correlation."""
+    rng = np.random.default_rng(width * 10 + stride)
+    kernel = rng.standard_normal((1, width))
+    block = window_block(width, stride, dilation)
+    assert block == (16 - dilation * (width - 1) - 1) // stride + 1
+    weights = window_weights(kernel, block, 16, stride, dilation)
+    row = rng.standard_normal(16 + block * stride * 5)
+    windows = np.stack([row[j * block * stride : j * block * stride + 16] for j in range(6)])
+    out = np.einsum("jp,pb->jb", windows, weights[0, 0]).ravel()
+    expected = correlate(row[np.newaxis], kernel, (1, stride), "valid", (1, dilation))[0]
+    assert len(out) <= len(expected)
+    np.testing.assert_allclose(out, expected[: len(out)], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_pixels_spoil_only_their_own_windows(bad):
+    image = np.ones((12, 40), dtype=np.float32)
+    image[5, 20] = bad
+    kernel = np.arange(9.0).reshape(3, 3) - 4
+    result = filter_array(image, kernel, padding="same")
+    with np.errstate(invalid="ignore"):
+        expected = correlate(image, kernel, padding="same")
+    assert np.array_equal(np.isfinite(result), np.isfinite(expected))
+    assert np.isfinite(result).sum() == 12 * 40 - 9
+    finite = np.isfinite(expected)
+    assert np.abs(result[finite] - expected[finite]).max() < 1e-5
 
 
 def test_unknown_engine_is_refused():

@@ -1,0 +1,117 @@
+"""Engine benchmark: convfilter's Conv2D engine against OpenCV filter2D and scipy.ndimage.correlate.
+
+Same float32 arrays for everyone (a 4096x4096 image and a 64x512x512 stack),
+3x3, 7x7 and 15x15 random kernels, zero borders and same-size output
+(convfilter ``padding='same'``, OpenCV ``BORDER_CONSTANT``, scipy
+``mode='constant'``). Prints megapixels per second (best of ``--repeat``
+runs after a warm-up), the ratios, and convfilter's largest error against a
+float64 NumPy reference relative to the kernel's absolute sum (on the first
+``--check-rows`` output rows of every image).
+
+    pip install -e '.[bench]'
+    python benchmarks/engine.py            # add --plain to time the literal Conv2D(1) too
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+
+def best_time(run, repeat: int) -> float:
+    """Best wall time of ``repeat`` calls after one warm-up call."""
+    run()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def reference(batch: np.ndarray, kernel: np.ndarray, rows: int) -> np.ndarray:
+    """Float64 'same' zero-padded cross-correlation of the first ``rows`` output rows, by kernel taps."""
+    kh, kw = kernel.shape
+    top, left = (kh - 1) // 2, (kw - 1) // 2
+    padded = np.pad(batch.astype(np.float64), ((0, 0), (top, kh - 1 - top), (left, kw - 1 - left)))
+    width = batch.shape[2]
+    out = np.zeros((batch.shape[0], rows, width))
+    for a in range(kh):
+        for b in range(kw):
+            out += kernel[a, b] * padded[:, a : a + rows, b : b + width]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[3, 7, 15])
+    parser.add_argument("--check-rows", type=int, default=256)
+    parser.add_argument("--plain", action="store_true", help="also time the plain Conv2D(1) engine")
+    parser.add_argument("--small", action="store_true", help="quick run on 1024x1024 and 16x256x256")
+    args = parser.parse_args()
+
+    import cv2
+    import scipy
+    import scipy.ndimage as ndi
+
+    from convfilter.engine import convolve
+    from convfilter.model import keras_module
+
+    keras = keras_module()
+    rng = np.random.default_rng(0)
+    shapes = [(1, 1024, 1024), (16, 256, 256)] if args.small else [(1, 4096, 4096), (64, 512, 512)]
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores ({platform.processor() or 'cpu'}); "
+        f"TensorFlow {keras.config.backend()} backend, Keras {keras.__version__}, "
+        f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), scipy {scipy.__version__}, "
+        f"numpy {np.__version__}"
+    )
+    header = (
+        "| array | kernel | convfilter Mpx/s | OpenCV Mpx/s | scipy Mpx/s | vs OpenCV | vs scipy "
+        "| max error |" + (" plain Mpx/s |" if args.plain else "")
+    )
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for shape in shapes:
+        batch = (rng.random(shape, dtype=np.float32) * 255).astype(np.float32)
+        pixels = batch.size / 1e6
+        for size in args.sizes:
+            kernel = rng.standard_normal((size, size)).astype(np.float32)
+            pad = ((size - 1) // 2, size - 1 - (size - 1) // 2)
+
+            def ours(engine="auto", batch=batch, kernel=kernel, pad=pad):
+                return convolve(batch, kernel, pad_y=pad, pad_x=pad, engine=engine)
+
+            def opencv(batch=batch, kernel=kernel):
+                return [cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_CONSTANT) for image in batch]
+
+            def scipy_run(batch=batch, kernel=kernel):
+                return [ndi.correlate(image, kernel, mode="constant") for image in batch]
+
+            t_ours = best_time(ours, args.repeat)
+            t_cv = best_time(opencv, args.repeat)
+            t_sp = best_time(scipy_run, max(1, args.repeat - 2) if size > 7 else args.repeat)
+            result = ours()
+            rows = min(args.check_rows, shape[1])
+            expected = reference(batch, kernel.astype(np.float64), rows)
+            error = np.abs(result[:, :rows] - expected).max() / np.abs(kernel).sum()
+            check = opencv()[0]
+            assert np.abs(check - result[0]).max() / np.abs(kernel).sum() < 1e-3, "OpenCV disagrees"
+            line = (
+                f"| {'x'.join(map(str, shape if shape[0] > 1 else shape[1:]))} | {size}x{size} "
+                f"| {pixels / t_ours:.0f} | {pixels / t_cv:.0f} | {pixels / t_sp:.1f} "
+                f"| {t_cv / t_ours:.2f}x | {t_sp / t_ours:.1f}x | {error:.1e} |"
+            )
+            if args.plain:
+                t_plain = best_time(lambda: ours("plain"), 1)
+                line += f" {pixels / t_plain:.0f} |"
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
