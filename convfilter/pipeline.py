@@ -24,6 +24,10 @@ from convfilter.imageio import (
 from convfilter.pixels import DEPTHS, resolve_range, to_pixels
 from convfilter.tiles import DEFAULT_TILE_SIZE, check_tile_size, filter_tiles, plan_tiles
 
+FAST_PNG_PIXELS = 4_000_000
+"""PNG outputs above this many pixels use zlib level 1 (OpenCV's default) instead of Pillow's 6:
+about 7x faster to encode (for 8192x8192, 15 s of a 17 s run at level 6) for files ~15% larger."""
+
 
 @dataclass
 class FilterResult:
@@ -115,7 +119,8 @@ def filter_file(
         maximum = np.fmax(maximum, np.fmax.reduce(values, axis=None))
     input_shape, dpi = image.pixels.shape, image.info.get("dpi")
     del image, tiles  # the decoded pixels are not needed while the output is encoded
-    write_pixels(output_path, pixels, fmt, dpi=dpi)
+    fast = {"compress_level": 1} if fmt == "PNG" and pixels.size > FAST_PNG_PIXELS else {}
+    write_pixels(output_path, pixels, fmt, dpi=dpi, **fast)
     return FilterResult(
         input=input_path,
         output=output_path,

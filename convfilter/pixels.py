@@ -51,15 +51,27 @@ def to_pixels(
     if depth not in DEPTHS:
         raise ValueError(f"The `depth` argument must be 8 or 16. Received: depth={depth!r}")
     dtype, out_max = DEPTHS[depth]
-    values = np.asarray(values, dtype=np.float64)
-    if mode == "rescale":
-        lo, hi = finite_bounds(values) if bounds is None else bounds
-        scaled = (values - lo) * (out_max / (hi - lo)) if hi > lo else np.zeros_like(values)
-    elif mode in ("clip", "abs"):
-        scaled = (np.abs(values) if mode == "abs" else values) * (out_max / in_max)
-    else:
+    if mode not in ("rescale", "clip", "abs"):
         raise ValueError(f"unknown range mode {mode!r}")
-    return np.clip(np.nan_to_num(np.rint(scaled)), 0, out_max).astype(dtype)
+    # One float64 working copy, changed in place (a full image is large); the
+    # arithmetic is (v - lo) * k or v * k, rint, then NaN -> 0 and clipping
+    # (fmax/fmin skip NaN, so NaN becomes 0 and +-inf the nearest end).
+    scaled = np.array(values, dtype=np.float64)
+    if mode == "rescale":
+        lo, hi = finite_bounds(scaled) if bounds is None else bounds
+        if hi > lo:
+            scaled -= lo
+            scaled *= out_max / (hi - lo)
+        else:
+            scaled[...] = 0.0
+    else:
+        if mode == "abs":
+            np.abs(scaled, out=scaled)
+        scaled *= out_max / in_max
+    np.rint(scaled, out=scaled)
+    np.fmax(scaled, 0, out=scaled)
+    np.fmin(scaled, out_max, out=scaled)
+    return scaled.astype(dtype)
 
 
 def finite_bounds(values: np.ndarray) -> tuple[float, float]:
