@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,7 +64,13 @@ def check_depth(path: str, fmt: str, depth: int) -> None:
         raise ConvFilterError(f"{path}: {fmt} cannot store 16-bit pixels; use .png or .tif")
 
 
-def read_gray(path: str, *, keep_dtype: bool = False, max_pixels: int | None = None) -> GrayImage:
+def read_gray(
+    path: str,
+    *,
+    keep_dtype: bool = False,
+    max_pixels: int | None = None,
+    on_open: Callable[[], None] | None = None,
+) -> GrayImage:
     """Decode ``path`` and convert it to grayscale by the module's rule.
 
     ``pixels`` are float32 unless ``keep_dtype``: then they keep the decoded
@@ -71,7 +78,8 @@ def read_gray(path: str, *, keep_dtype: bool = False, max_pixels: int | None = N
     16-bit and ``I`` images; ``F`` images are float32 anyway), a quarter of
     the memory for 8-bit scans. ``max_pixels`` replaces Pillow's
     decompression-bomb limit: images with more pixels are refused before
-    decoding; ``None`` keeps Pillow's own limit.
+    decoding; ``None`` keeps Pillow's own limit. ``on_open`` is called once
+    the file has opened as an image within the limit, before the (slow) decode.
     Every failure is a :class:`ConvFilterError` whose message starts with ``path``.
     """
     try:
@@ -81,6 +89,8 @@ def read_gray(path: str, *, keep_dtype: bool = False, max_pixels: int | None = N
                     f"{path}: image has {img.width * img.height} pixels ({img.width}x{img.height}), "
                     f"more than the limit of {max_pixels} (--max-pixels)"
                 )
+            if on_open is not None:
+                on_open()
             img = ImageOps.exif_transpose(img)
             info = dict(img.info)
             gray = _to_gray(img, info)

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from typing import Any
 
 import numpy as np
+
+_IMPORT_LOCK = threading.Lock()
+_preloader: threading.Thread | None = None
 
 
 def keras_module() -> Any:
@@ -21,8 +25,38 @@ def keras_module() -> Any:
     lines (oneDNN, CUDA probing) are written by absl before its log level is
     read, so standard error is pointed at ``/dev/null`` for the import itself.
     Python exceptions are unaffected: they are printed later, not by the import.
+    Thread-safe: a call during :func:`preload` waits for it.
     """
-    return _import_keras()
+    with _IMPORT_LOCK:
+        return _import_keras()
+
+
+def preload() -> None:
+    """Start importing TensorFlow in a background thread (once), so that it overlaps other work.
+
+    Decoding a large image releases the GIL, so on two cores the import
+    (seconds) and the decode run side by side. Standard error is silenced
+    while the import runs: call :func:`wait_for_preload` before printing.
+    """
+    global _preloader
+    with _IMPORT_LOCK:
+        if _preloader is not None or _import_keras.cache_info().currsize:
+            return
+        _preloader = threading.Thread(target=_quiet_preload, name="convfilter-import-tensorflow", daemon=True)
+        _preloader.start()
+
+
+def _quiet_preload() -> None:
+    try:
+        keras_module()
+    except Exception:  # the main thread's own keras_module() call raises it again
+        pass
+
+
+def wait_for_preload() -> None:
+    """Block until a :func:`preload` in progress has finished (standard error is restored then)."""
+    if _preloader is not None:
+        _preloader.join()
 
 
 @functools.cache

@@ -10,7 +10,7 @@ import numpy as np
 
 from convfilter.core import check_fits, check_kernel
 from convfilter.engine import check_engine
-from convfilter.errors import ConvFilterError
+from convfilter.errors import ConvFilterError, ImageTooSmallError
 from convfilter.geometry import check_padding, standardize_pair
 from convfilter.imageio import (
     FORMATS_WITH_16_BIT,
@@ -21,6 +21,7 @@ from convfilter.imageio import (
     same_file,
     write_pixels,
 )
+from convfilter.model import preload, wait_for_preload
 from convfilter.pixels import DEPTHS, resolve_range, to_pixels
 from convfilter.tiles import DEFAULT_TILE_SIZE, check_tile_size, filter_tiles, plan_tiles
 
@@ -92,11 +93,16 @@ def filter_file(
     if same_file(input_path, output_path):
         raise ConvFilterError(f"{output_path}: is the input file; refusing to overwrite it")
 
-    image = read_gray(input_path, keep_dtype=True, max_pixels=max_pixels)
     try:
+        # TensorFlow's import (seconds) runs in the background while the image decodes.
+        image = read_gray(input_path, keep_dtype=True, max_pixels=max_pixels, on_open=preload)
         out_shape = check_fits(image.pixels.shape, grid.shape, stride, padding, dilation)
-    except ConvFilterError as exc:
+    except ImageTooSmallError as exc:
+        wait_for_preload()  # standard error is silenced while the import runs
         raise type(exc)(f"{input_path}: {exc}") from None
+    except BaseException:
+        wait_for_preload()
+        raise
     if depth is None:
         depth = 16 if image.depth == 16 and fmt in FORMATS_WITH_16_BIT else 8
 
