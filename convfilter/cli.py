@@ -14,6 +14,7 @@ import click
 import numpy as np
 
 from convfilter import __version__
+from convfilter.engine import describe as describe_engine
 from convfilter.errors import ConvFilterError
 from convfilter.geometry import PADDINGS, padding_amounts
 from convfilter.kernels import KERNELS, MAX_KERNEL_SIZE, KernelParameterError, NamedKernel, format_grid
@@ -284,6 +285,7 @@ def _report(name, grid, params, result: FilterResult, stride, padding, dilation,
         f"kernel:  {name} {kh}x{kw}" + (f" ({shown})" if shown else "") + f", {weights}",
         _indent(format_grid(grid), "         "),
         _describe_layer(grid.shape, result.input_shape, stride, padding, dilation, bias),
+        "engine:  same result, computed fast: " + describe_engine(grid.shape, stride, dilation),
         f"output:  {result.output}: {oh}x{ow} (tensor 1x{oh}x{ow}x1), {result.depth}-bit, "
         f"range {result.range_mode} of raw values {result.minimum:.6g}..{result.maximum:.6g}",
     ]

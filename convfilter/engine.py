@@ -305,6 +305,27 @@ def _convolve_plain(batch, kernel, stride, dilation, pad_y, pad_x, rows, bias, o
     return plain_conv(buffer[..., np.newaxis], kernel, bias=bias, stride=stride, dilation=dilation)
 
 
+def describe(kernel_shape: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]) -> str:
+    """One line saying how the blocked engine feeds this convolution to its ``Conv2D``."""
+    kh, kw = kernel_shape
+    (sy, sx), (dy, dx) = stride, dilation
+    layer_stride, keep = _row_step(sy, dy)
+    rows = f"strides=({layer_stride}, 1), dilation_rate=({dy}, 1)"
+    kept = f", then 1 row in {keep} kept" if keep > 1 else ""
+    block = window_block(kw, sx, dx)
+    if block >= MIN_WINDOW_BLOCK:
+        return (
+            f"rows cut into 16-column windows (16 channels, {block} outputs each), "
+            f"Conv2D({block}, ({kh}, 1), {rows}) with the kernel spread over its weights{kept}"
+        )
+    block = block_size(kw, sx, dx)
+    taps = block_taps(block, kw, sx, dx)
+    return (
+        f"rows cut into {block * sx}-column blocks ({block * sx} channels, {block} outputs each), "
+        f"Conv2D({block}, ({kh}, {taps}), {rows}) with block-Toeplitz weights{kept}"
+    )
+
+
 def check_engine(engine: str) -> str:
     """Return ``engine`` if it is one of :data:`ENGINES`, else raise ``ValueError``."""
     if engine not in ENGINES:

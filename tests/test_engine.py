@@ -134,3 +134,26 @@ def test_non_finite_pixels_spoil_only_their_own_windows(bad):
 def test_unknown_engine_is_refused():
     with pytest.raises(ValueError, match="The `engine` argument must be one of auto, blocked, plain"):
         filter_array(np.ones((5, 5)), np.ones((3, 3)), engine="fft")
+
+
+def test_verbose_output_names_the_layout(tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from convfilter.cli import cli
+
+    source = tmp_path / "in.png"
+    Image.fromarray(np.zeros((30, 40), dtype=np.uint8)).save(source)
+    runner = CliRunner()
+    narrow = runner.invoke(cli, ["blur", str(source), str(tmp_path / "a.png"), "-v"])
+    wide = runner.invoke(cli, ["blur", str(source), str(tmp_path / "b.png"), "-v", "--size", "11"])
+    assert narrow.exit_code == wide.exit_code == 0
+    # 3 columns: 16-column windows hold 16 - 3 + 1 = 14 outputs.
+    assert (
+        "engine:  same result, computed fast: rows cut into 16-column windows (16 channels, 14 outputs"
+        in (narrow.output)
+    )
+    # 11 columns: 16-column blocks, each output block reads 2 blocks.
+    assert (
+        "Conv2D(16, (11, 2), strides=(1, 1), dilation_rate=(1, 1)) with block-Toeplitz weights" in wide.output
+    )

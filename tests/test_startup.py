@@ -60,3 +60,21 @@ def test_installed_command_prints_its_version():
     assert done.returncode == 0
     assert done.stdout == f"convfilter, version {__version__}\n"
     assert done.stderr == ""
+
+
+def test_a_truncated_image_is_reported_after_the_background_import(tmp_path):
+    """The import runs while the image decodes, with stderr silenced; the error must still be seen."""
+    source = tmp_path / "cut.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 300), dtype=np.uint8)).save(source)
+    source.write_bytes(source.read_bytes()[:2000])
+    target = tmp_path / "out.png"
+    done = subprocess.run(
+        [str(CONVFILTER), "blur", str(source), str(target)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr == f"Error: {source}: cannot decode image (image file is truncated)\n"
+    assert not target.exists()
