@@ -35,6 +35,8 @@ Nothing here imports TensorFlow; :mod:`convfilter.model` builds the layers.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from convfilter.geometry import dilated_extent
@@ -185,6 +187,24 @@ def aligned_empty(shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
     return raw[offset : offset + count * dtype.itemsize].view(dtype).reshape(shape)
 
 
+_scratch = threading.local()
+
+
+def scratch_buffer(shape: tuple[int, ...]) -> np.ndarray:
+    """An aligned float32 input buffer, reused by the next call of the same shape in this thread.
+
+    Tiles of one image (and repeated calls) have the same shape; reusing the
+    buffer saves the page faults of a fresh allocation (~10 ms per 64 MB).
+    Safe because :func:`convolve` has the model's output in NumPy before it
+    returns, so the previous call no longer reads the buffer.
+    """
+    buffer = getattr(_scratch, "buffer", None)
+    if buffer is None or buffer.shape != shape:
+        buffer = _scratch.buffer = None  # free the old one first
+        buffer = _scratch.buffer = aligned_empty(shape)
+    return buffer
+
+
 def _pad_into(
     buffer: np.ndarray, batch: np.ndarray, pad_y: tuple[int, int], pad_x: tuple[int, int]
 ) -> np.ndarray:
@@ -247,7 +267,10 @@ def convolve(
 
 def _all_finite(batch: np.ndarray) -> bool:
     """True for integer pixels, and for float pixels whose sum is finite (a fast check, one pass)."""
-    return not np.issubdtype(batch.dtype, np.inexact) or bool(np.isfinite(np.sum(batch, dtype=np.float64)))
+    if not np.issubdtype(batch.dtype, np.inexact):
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.sum(batch)))  # an overflow to inf only means a needless plain run
 
 
 def _row_step(sy: int, dy: int) -> tuple[int, int]:
@@ -262,7 +285,7 @@ def _convolve_windowed(batch, kernel, stride, dilation, pad_y, pad_x, rows, bias
     n = batch.shape[0]
     block, channels = window_block(kernel.shape[1], sx, dx), WINDOW_CHANNELS
     windows = -(-out_w // block)
-    buffer = fill_windows(aligned_empty((n, rows, windows, channels)), batch, pad_y, pad_x, block * sx)
+    buffer = fill_windows(scratch_buffer((n, rows, windows, channels)), batch, pad_y, pad_x, block * sx)
     layer_stride, keep = _row_step(sy, dy)
     weights = window_weights(kernel, block, channels, sx, dx)
     result = blocked_conv(buffer, weights, bias=bias, stride=layer_stride, dilation=dy)
@@ -281,8 +304,7 @@ def _convolve_blocked(batch, kernel, stride, dilation, pad_y, pad_x, rows, bias,
     taps = block_taps(block, kw, sx, dx)
     blocks_out = -(-out_w // block)
     blocks_in = blocks_out + taps - 1
-    buffer = aligned_empty((n, rows, blocks_in * in_block))
-    _pad_into(buffer, batch, pad_y, pad_x)
+    buffer = _pad_into(scratch_buffer((n, rows, blocks_in * in_block)), batch, pad_y, pad_x)
     layer_stride, keep = _row_step(sy, dy)
     weights = block_weights(kernel, block, sx, dx)
     result = blocked_conv(
