@@ -191,3 +191,14 @@ def test_pillow_limit_stays_on_by_default_and_max_pixels_raises_it(tmp_path, mon
     assert Image.MAX_IMAGE_PIXELS == 500
     monkeypatch.undo()
     assert (np.asarray(Image.open(tmp_path / "out.png")) == 7).all()
+
+
+def test_large_png_output_is_lossless(tmp_path):
+    """Above 4 megapixels PNGs are written with fast zlib settings; still lossless, still tiled exactly."""
+    rng = np.random.default_rng(14)
+    pixels = rng.integers(0, 256, (2050, 2000), dtype=np.uint8)
+    source = _save(tmp_path / "in.png", pixels)
+    identity = np.zeros((3, 3))
+    identity[1, 1] = 1
+    filter_file(source, str(tmp_path / "out.png"), identity, padding="same", tile_size=1000)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), pixels)
