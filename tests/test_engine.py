@@ -157,3 +157,13 @@ def test_verbose_output_names_the_layout(tmp_path):
     assert (
         "Conv2D(16, (11, 2), strides=(1, 1), dilation_rate=(1, 1)) with block-Toeplitz weights" in wide.output
     )
+
+
+@pytest.mark.parametrize("bias", [0.0, 1.0])
+def test_a_result_survives_the_next_call_reusing_the_input_buffer(bias):
+    """1x1 kernels give an output shaped like the reused input buffer: it must not be shared."""
+    image = np.arange(64 * 64, dtype=np.float32).reshape(1, 64, 64)
+    first = convolve(image, np.array([[2.0]]), bias=bias)
+    second = convolve(np.ones_like(image), np.array([[2.0]]), bias=bias)
+    assert np.array_equal(first[0], 2 * image[0] + bias)
+    assert (second == 2 + bias).all()
