@@ -167,3 +167,18 @@ def test_a_result_survives_the_next_call_reusing_the_input_buffer(bias):
     second = convolve(np.ones_like(image), np.array([[2.0]]), bias=bias)
     assert np.array_equal(first[0], 2 * image[0] + bias)
     assert (second == 2 + bias).all()
+
+
+@pytest.mark.parametrize("kernel_shape, pad_y", [((3, 3), (1, 1)), ((5, 5), (9, 30)), ((7, 7), (40, 0))])
+def test_buffers_filled_by_row_bands_in_parallel(monkeypatch, kernel_shape, pad_y):
+    """Large buffers are filled by one thread per core; bands may lie wholly in the padding."""
+    from convfilter import engine
+
+    monkeypatch.setattr(engine, "PARALLEL_FILL_FLOATS", 0)
+    rng = np.random.default_rng(sum(pad_y))
+    image = rng.integers(0, 256, (37, 45), dtype=np.uint8)
+    kernel = rng.standard_normal(kernel_shape)
+    result = convolve(image[np.newaxis], kernel, pad_y=pad_y, pad_x=(2, 3))[0]
+    expected = correlate(np.pad(image.astype(float), (pad_y, (2, 3))), kernel)
+    assert result.shape == expected.shape
+    assert np.abs(result - expected).max() < 1e-6 * np.abs(kernel).sum() * 255
