@@ -22,6 +22,18 @@ import time
 import numpy as np
 
 
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def best_time(run, repeat: int) -> float:
     """Best wall time of ``repeat`` calls after one warm-up call."""
     run()
@@ -65,11 +77,12 @@ def main() -> None:
     keras = keras_module()
     rng = np.random.default_rng(0)
     shapes = [(1, 1024, 1024), (16, 256, 256)] if args.small else [(1, 4096, 4096), (64, 512, 512)]
+    import tensorflow as tf
+
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores ({platform.processor() or 'cpu'}); "
-        f"TensorFlow {keras.config.backend()} backend, Keras {keras.__version__}, "
-        f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), scipy {scipy.__version__}, "
-        f"numpy {np.__version__}"
+        f"machine: {platform.machine()}, {os.cpu_count()} cores ({cpu_name()}); TensorFlow {tf.__version__}, "
+        f"Keras {keras.__version__}, OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), "
+        f"scipy {scipy.__version__}, NumPy {np.__version__}"
     )
     header = (
         "| array | kernel | convfilter Mpx/s | OpenCV Mpx/s | scipy Mpx/s | vs OpenCV | vs scipy "
