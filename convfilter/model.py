@@ -1,8 +1,11 @@
-"""The Keras model: ``Input(shape=(None, None, 1))`` -> ``Conv2D(1, ...)``.
+"""The Keras models: ``Input(shape=(None, None, C))`` -> ``Conv2D(...)``.
 
-This is the only module that imports TensorFlow, and it does so on first use
-(:func:`keras_module`), so ``--help``, ``--version`` and everything that does
-not run a model start instantly.
+:func:`conv_model` is the literal single-filter layer ``Conv2D(1, ...)``;
+:func:`blocked_model` is the many-channel ``Conv2D`` of the fast layouts in
+:mod:`convfilter.engine`. This is the only module that imports TensorFlow,
+and it does so on first use (:func:`keras_module`, or in the background with
+:func:`preload`), so ``--help``, ``--version`` and everything that does not
+run a model start instantly.
 """
 
 from __future__ import annotations
@@ -155,15 +158,11 @@ def as_tensor(array: np.ndarray) -> Any:
     the array while the tensor is in use. Anything else is passed as it is.
     """
     if array.dtype == np.float32 and array.flags.c_contiguous and array.ctypes.data % 64 == 0:
-        tf = keras_module() and _tensorflow()
+        keras_module()
+        import tensorflow as tf
+
         return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
     return array
-
-
-def _tensorflow() -> Any:
-    import tensorflow as tf
-
-    return tf
 
 
 def plain_conv(
