@@ -67,6 +67,7 @@ def main() -> None:
         "--tile-size", type=int, default=None, help="convfilter --tile-size (default: its own)"
     )
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--formats", nargs="+", default=["png", "bmp"], help="output formats to time")
     parser.add_argument(
         "--keep", type=Path, default=None, help="directory for the images (default: a temp dir)"
     )
@@ -79,31 +80,32 @@ def main() -> None:
         if not source.exists():  # made in a child: the parent stays small, as its RSS is the
             # starting point of every child's ru_maxrss on Linux (fork + exec keeps the high-water mark)
             subprocess.run([sys.executable, "-c", MAKE_IMAGE, str(source), str(args.size)], check=True)
-        ours = [
-            convfilter,
-            "blur",
-            str(source),
-            str(folder / "convfilter.png"),
-            "--size",
-            "5",
-            "--padding",
-            "same",
-        ]
-        if args.tile_size:
-            ours += ["--tile-size", str(args.tile_size)]
+        tiles = ["--tile-size", str(args.tile_size)] if args.tile_size else []
         commands = {
-            "TensorFlow import": [sys.executable, "-c", "import tensorflow"],
-            "OpenCV script": [
+            "TensorFlow import (keras, tensorflow)": [sys.executable, "-c", "import keras, tensorflow"]
+        }
+        for ext in args.formats:
+            commands[f"OpenCV script -> .{ext}"] = [
                 sys.executable,
                 str(HERE / "opencv_blur.py"),
                 str(source),
-                str(folder / "opencv.png"),
-            ],
-            "convfilter blur --size 5": ours,
-        }
+                str(folder / f"opencv.{ext}"),
+            ]
+            commands[f"convfilter blur --size 5 --padding same -> .{ext}"] = [
+                convfilter,
+                "blur",
+                str(source),
+                str(folder / f"convfilter.{ext}"),
+                "--size",
+                "5",
+                "--padding",
+                "same",
+                *tiles,
+            ]
         print(
             f"machine: {platform.machine()}, {os.cpu_count()} cores; image {args.size}x{args.size} 8-bit PNG "
-            f"({source.stat().st_size / 1e6:.0f} MB)"
+            f"({source.stat().st_size / 1e6:.0f} MB); best wall time, largest peak RSS of {args.repeat} "
+            "run(s)"
         )
         print("| command | wall time (s) | peak RSS (MB) |")
         print("|---|---|---|")
@@ -112,19 +114,30 @@ def main() -> None:
             runs = [run_child(command) for _ in range(args.repeat)]
             results[name] = (min(r[0] for r in runs), max(r[1] for r in runs))
             print(f"| {name} | {results[name][0]:.2f} | {results[name][1]:.0f} |", flush=True)
-        compared = subprocess.run(
-            [sys.executable, "-c", COMPARE, str(folder / "convfilter.png"), str(folder / "opencv.png")],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        largest, count = compared.stdout.split()
-        budget = results["OpenCV script"][0] + results["TensorFlow import"][0]
-        wall, rss = results["convfilter blur --size 5"]
-        print(
-            f"\nconvfilter {wall:.2f} s vs OpenCV + TF import {budget:.2f} s; peak RSS {rss:.0f} MB "
-            f"(goal < 1536 MB); outputs differ by at most {largest} (in {count} pixels)"
-        )
+        print()
+        tf_import = results["TensorFlow import (keras, tensorflow)"][0]
+        for ext in args.formats:
+            compared = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    COMPARE,
+                    str(folder / f"convfilter.{ext}"),
+                    str(folder / f"opencv.{ext}"),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            largest, count = compared.stdout.split()
+            budget = results[f"OpenCV script -> .{ext}"][0] + tf_import
+            wall, rss = results[f"convfilter blur --size 5 --padding same -> .{ext}"]
+            print(
+                f".{ext}: convfilter {wall:.2f} s vs OpenCV + TF import {budget:.2f} s "
+                f"({'met' if wall <= budget else 'missed'}); peak RSS {rss:.0f} MB "
+                f"({'met' if rss < 1536 else 'missed'}: < 1536 MB); outputs differ by at most {largest} "
+                f"(in {count} pixels)"
+            )
 
 
 if __name__ == "__main__":
