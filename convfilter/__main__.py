@@ -1,6 +1,6 @@
 """Allow ``python -m convfilter``."""
 
-from convfilter.cli import cli
+from convfilter.cli import main
 
 if __name__ == "__main__":
-    cli(prog_name="convfilter")
+    main()

@@ -78,3 +78,23 @@ def test_a_truncated_image_is_reported_after_the_background_import(tmp_path):
     assert done.returncode == 1
     assert done.stderr == f"Error: {source}: cannot decode image (image file is truncated)\n"
     assert not target.exists()
+
+
+def test_filtering_command_flushes_its_report_before_the_fast_exit(tmp_path):
+    """After a model ran the command ends with os._exit (no TensorFlow teardown); -v still arrives."""
+    source = tmp_path / "in.png"
+    Image.fromarray(np.full((20, 30), 90, dtype=np.uint8)).save(source)
+    target = tmp_path / "out.png"
+    done = subprocess.run(
+        [str(CONVFILTER), "blur", str(source), str(target), "-v"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert lines[0] == f"input:   {source}: 20x30 (tensor 1x20x30x1)"
+    assert lines[-1] == f"output:  {target}: 18x28 (tensor 1x18x28x1), 8-bit, range clip of raw values 90..90"
+    assert (np.asarray(Image.open(target)) == 90).all()
