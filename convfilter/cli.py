@@ -11,13 +11,13 @@ import secrets
 import sys
 
 import click
-import numpy as np
 
 from convfilter import __version__
-from convfilter.errors import ConvFilterError
+from convfilter.batch import make_settings
+from convfilter.cli_batch import batch_options, filter_paths
 from convfilter.geometry import PADDINGS, padding_amounts
 from convfilter.kernels import KERNELS, MAX_KERNEL_SIZE, KernelParameterError, NamedKernel, format_grid
-from convfilter.pipeline import FilterResult, filter_file
+from convfilter.pipeline import FilterResult
 from convfilter.pixels import RANGE_MODES
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -200,43 +200,38 @@ def _make_kernel_command(kernel: NamedKernel) -> click.Command:
     )
 
     @click.command(kernel.name, help=help_text, short_help=kernel.summary, context_settings=CONTEXT_SETTINGS)
-    @click.argument("input_path", metavar="INPUT")
-    @click.argument("output_path", metavar="OUTPUT")
+    @click.argument("paths", metavar="INPUT... [OUTPUT]", nargs=-1)
     @kernel_options(kernel)
     @conv_options
-    def command(
-        input_path, output_path, stride, padding, dilation, bias, range_mode, depth, verbose, **params
-    ):
+    @batch_options
+    def command(paths, stride, padding, dilation, bias, range_mode, depth, verbose, batch, **params):
         if "seed" in kernel.options and params.get("seed") is None:
             params["seed"] = secrets.randbelow(2**31)
         try:
             grid = kernel.grid(**params)
         except KernelParameterError as exc:
             raise click.BadParameter(str(exc), param_hint=f"'--{exc.param}'") from None
-        result = _run(
-            input_path,
-            output_path,
-            grid,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            bias=bias,
-            range_mode=range_mode,
-            depth=None if depth is None else int(depth),
-        )
-        if verbose:
+        try:
+            settings = make_settings(
+                grid,
+                stride=stride,
+                padding=padding,
+                dilation=dilation,
+                bias=bias,
+                range_mode=range_mode,
+                depth=None if depth is None else int(depth),
+                png_compression=batch.png_compression,
+                overwrite=batch.overwrite,
+            )
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+
+        def describe(result: FilterResult) -> None:
             _report(kernel.name, grid, params, result, stride, padding, dilation, bias)
 
+        filter_paths(kernel.name, paths, batch, settings, describe if verbose else None)
+
     return command
-
-
-def _run(input_path: str, output_path: str, grid: np.ndarray, **settings) -> FilterResult:
-    try:
-        return filter_file(input_path, output_path, grid, **settings)
-    except ConvFilterError as exc:
-        raise click.ClickException(str(exc)) from None
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
 
 
 def _indent(text: str, prefix: str = "  ") -> str:

@@ -13,6 +13,7 @@ import contextlib
 import os
 import tempfile
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -60,13 +61,15 @@ def check_depth(path: str, fmt: str, depth: int) -> None:
         raise ConvFilterError(f"{path}: {fmt} cannot store 16-bit pixels; use .png or .tif")
 
 
-def read_gray(path: str) -> GrayImage:
+def read_gray(path: str, source: BinaryIO | None = None) -> GrayImage:
     """Decode ``path`` and convert it to grayscale by the module's rule.
 
+    ``source``, if given, is an open binary file (standard input, bytes in
+    memory) read instead of ``path``; ``path`` then only names it in messages.
     Every failure is a :class:`ConvFilterError` whose message starts with ``path``.
     """
     try:
-        with Image.open(path) as img:
+        with Image.open(path if source is None else source) as img:
             img = ImageOps.exif_transpose(img)
             info = dict(img.info)
             return _to_gray(img, info)
@@ -117,13 +120,28 @@ def same_file(a: str, b: str) -> bool:
         return False
 
 
-def write_pixels(path: str, pixels: np.ndarray, fmt: str, *, dpi: tuple | None = None, **params) -> None:
+def exists_message(path: str) -> str:
+    """The one-line message for an output that exists and may not be replaced."""
+    return f"{path}: already exists (use --overwrite to replace it or --skip-existing to keep it)"
+
+
+def write_pixels(
+    path: str,
+    pixels: np.ndarray,
+    fmt: str,
+    *,
+    dpi: tuple | None = None,
+    replace: bool = True,
+    **params,
+) -> None:
     """Encode ``pixels`` (``uint8`` or ``uint16``) as ``fmt`` and move it into place at ``path``.
 
     The image is written to a temporary file in the same directory, flushed,
     then renamed over ``path``, so readers only ever see the old file or the
     complete new one; on any failure the temporary file is removed and the
-    old file is untouched.
+    old file is untouched. With ``replace=False`` an existing ``path`` is
+    never replaced, even one created while encoding: the complete file is
+    hard-linked into place, which fails if the name is taken.
     """
     image = Image.fromarray(pixels)
     if dpi and fmt in FORMATS_WITH_DPI:
@@ -139,13 +157,30 @@ def write_pixels(path: str, pixels: np.ndarray, fmt: str, *, dpi: tuple | None =
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, _mode_for(path))
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(exc, OSError | ValueError):
             raise ConvFilterError(f"{path}: cannot write ({_one_line(exc)})") from None
         raise
+
+
+def _link_new(tmp: str, path: str) -> None:
+    """Give the complete file ``tmp`` the name ``path`` only if no file has it."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise ConvFilterError(exists_message(path)) from None
+    except OSError:  # a file system without hard links: check, then rename
+        if os.path.lexists(path):
+            raise ConvFilterError(exists_message(path)) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def _mode_for(path: str) -> int:

@@ -1,0 +1,311 @@
+"""The command line's side of batches and pipes: ``batch_options`` and :func:`filter_paths`.
+
+A kernel command takes ``INPUT... [OUTPUT]``: exactly two paths and no
+``-o``/``--output-template``/``--files-from`` is the single-file form
+``INPUT OUTPUT`` (either may be ``-`` for standard input/output); otherwise
+every path is an input and the outputs are named by ``-o DIR``, ``--suffix``,
+``--format`` or ``--output-template``. Library errors become Click's
+exceptions here, as in :mod:`convfilter.cli`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import click
+
+from convfilter.batch import (
+    FAILED,
+    SKIPPED,
+    STDIO,
+    TEMPLATE_FIELDS,
+    WRITTEN,
+    BatchRunner,
+    FileResult,
+    Job,
+    PlanError,
+    Settings,
+    check_jobs,
+    expand_inputs,
+    plan_outputs,
+)
+from convfilter.errors import ConvFilterError
+from convfilter.imageio import output_format
+from convfilter.pipeline import FilterResult
+
+EXIT_INTERRUPTED = 130
+DEFAULT_PNG_COMPRESSION = 1
+
+
+@dataclass
+class BatchOptions:
+    """The values of the options :func:`batch_options` adds."""
+
+    output_dir: str | None
+    output_template: str | None
+    suffix: str
+    out_format: str | None
+    recursive: bool
+    files_from: object
+    null: bool
+    overwrite: bool
+    skip_existing: bool
+    fail_fast: bool
+    json_lines: bool
+    quiet: bool
+    jobs: int | None
+    png_compression: int
+
+
+def _check_format(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    ext = value.lower().lstrip(".")
+    try:
+        output_format(f"x.{ext}")
+    except ConvFilterError:
+        raise click.BadParameter(
+            f"{value!r} is not a format Pillow can write (png, jpg, tif, bmp, webp ...)"
+        ) from None
+    return ext
+
+
+def batch_options(command: Callable) -> Callable:
+    """Options for many files and pipes; their values reach ``command`` as one ``batch`` argument."""
+    fields = ", ".join("{" + name + "}" for name in TEMPLATE_FIELDS)
+    options = [
+        click.option(
+            "-o",
+            "--output-dir",
+            metavar="DIR",
+            help="Write one output per input into DIR (created if missing), named like the input.",
+        ),
+        click.option(
+            "--output-template",
+            metavar="TEMPLATE",
+            help=f"Name each output from the input's fields {fields}, "
+            "e.g. '{dir}/{stem}_{kernel}.{ext}' (relative to -o DIR if given).",
+        ),
+        click.option(
+            "--suffix",
+            default="",
+            metavar="TEXT",
+            help="Add TEXT to each output's name (a.png -> a_TEXT.png).",
+        ),
+        click.option(
+            "--format",
+            "out_format",
+            metavar="EXT",
+            callback=_check_format,
+            help="Output format by extension (png, jpg, tif ...) for -o/--output-template outputs "
+            "and standard output (default there: png).",
+        ),
+        click.option("-r", "--recursive", is_flag=True, help="Filter the images in directories, and below."),
+        click.option(
+            "--files-from",
+            type=click.File("rb"),
+            metavar="FILE",
+            help="Read input paths from FILE, one per line ('-': standard input).",
+        ),
+        click.option(
+            "--null", "-0", is_flag=True, help="--files-from paths end with NUL, not newline (find -print0)."
+        ),
+        click.option("--overwrite", is_flag=True, help="Replace outputs that exist (never an input)."),
+        click.option("--skip-existing", is_flag=True, help="Leave outputs that exist alone (resume a run)."),
+        click.option("--fail-fast", is_flag=True, help="Stop at the first file that fails."),
+        click.option(
+            "--json", "json_lines", is_flag=True, help="Print one JSON line per file on standard output."
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line."),
+        click.option(
+            "-j",
+            "--jobs",
+            type=click.IntRange(min=1),
+            default=None,
+            metavar="N",
+            help="Threads decoding and encoding images. Default: the number of CPU cores.",
+        ),
+        click.option(
+            "--png-compression",
+            type=click.IntRange(0, 9),
+            default=DEFAULT_PNG_COMPRESSION,
+            show_default=True,
+            metavar="0..9",
+            help="zlib level of PNG outputs: 0 fastest and largest, 9 smallest and slowest.",
+        ),
+    ]
+    names = list(BatchOptions.__dataclass_fields__)
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        batch = BatchOptions(**{name: kwargs.pop(name) for name in names})
+        return command(*args, batch=batch, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def filter_paths(
+    kernel_name: str,
+    paths: Sequence[str],
+    opts: BatchOptions,
+    settings: Settings,
+    describe: Callable[[FilterResult], None] | None = None,
+) -> None:
+    """Run a kernel command on ``paths``; ``describe`` prints a written file's details (``-v``)."""
+    if opts.overwrite and opts.skip_existing:
+        raise click.UsageError("--overwrite and --skip-existing exclude each other.")
+    try:
+        if _is_single(paths, opts):
+            _single(paths[0], paths[1], opts, settings, describe)
+        else:
+            _batch(kernel_name, paths, opts, settings, describe)
+    except KeyboardInterrupt:
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+
+
+def _is_single(paths: Sequence[str], opts: BatchOptions) -> bool:
+    batch = opts.output_dir is not None or opts.output_template is not None or opts.files_from is not None
+    if batch:
+        return False
+    if len(paths) == 2:
+        return True
+    if len(paths) < 2:
+        raise click.UsageError(
+            "Missing OUTPUT: give INPUT OUTPUT, or -o DIR (or --output-template) to name the outputs."
+        )
+    raise click.UsageError(
+        f"{len(paths)} inputs need -o DIR or --output-template to name their outputs "
+        "(INPUT OUTPUT takes exactly two paths)."
+    )
+
+
+def _single(input_path: str, output_path: str, opts, settings, describe) -> None:
+    if opts.recursive or opts.suffix:
+        raise click.UsageError("--recursive and --suffix need -o DIR or --output-template.")
+    if opts.out_format is not None and output_path != STDIO:
+        raise click.UsageError(
+            "--format is for -o/--output-template outputs and standard output; "
+            f"here the extension of {output_path} chooses the format."
+        )
+    if opts.json_lines and output_path == STDIO:
+        raise click.UsageError("--json and OUTPUT '-' would both write to standard output.")
+    if output_path == STDIO and sys.stdout.isatty():
+        raise click.UsageError("refusing to write image data to a terminal; redirect standard output.")
+    job = Job(input_path, output_path, format=(opts.out_format or "png") if output_path == STDIO else None)
+    stdin_data = None
+    if input_path == STDIO:
+        stdin_data = click.get_binary_stream("stdin").read()
+        if not stdin_data:
+            raise click.ClickException("<stdin>: no image data on standard input")
+    check_jobs([job], settings, skip_existing=opts.skip_existing)
+    runner = BatchRunner([job], settings, workers=1, stdin_data=stdin_data)
+    for result in runner.run():
+        if opts.json_lines:
+            click.echo(json.dumps(result.as_dict()))
+        if result.status == FAILED:
+            raise click.ClickException(result.error)
+        if result.data is not None:
+            stdout = click.get_binary_stream("stdout")
+            stdout.write(result.data)
+            stdout.flush()
+        if describe is not None and result.detail is not None:
+            describe(result.detail)
+
+
+def _read_list(opts: BatchOptions) -> list[str]:
+    if opts.files_from is None:
+        return []
+    data = opts.files_from.read()
+    separator = b"\0" if opts.null else b"\n"
+    names = data.split(separator)
+    if not opts.null:
+        names = [name[:-1] if name.endswith(b"\r") else name for name in names]
+    return [name.decode(sys.getfilesystemencoding(), "surrogateescape") for name in names if name]
+
+
+def _batch(kernel_name: str, paths: Sequence[str], opts, settings, describe) -> None:
+    if opts.output_dir is None and opts.output_template is None:
+        raise click.UsageError("--files-from needs -o DIR or --output-template to name the outputs.")
+    if opts.output_template is not None and opts.suffix:
+        raise click.UsageError(
+            "--suffix and --output-template exclude each other (put the suffix in the template)."
+        )
+    names = list(paths) + _read_list(opts)
+    if STDIO in names:
+        raise click.UsageError("'-' (standard input) works only in the form INPUT OUTPUT, one image.")
+    if not names:
+        raise click.UsageError(
+            "Missing INPUT: give input files, directories with --recursive, or --files-from."
+        )
+    exclude = [opts.output_dir] if opts.output_dir else []
+    inputs = expand_inputs(names, recursive=opts.recursive, exclude=exclude)
+    try:
+        jobs = plan_outputs(
+            inputs,
+            kernel_name=kernel_name,
+            output_dir=opts.output_dir,
+            template=opts.output_template,
+            suffix=opts.suffix,
+            fmt=opts.out_format,
+        )
+    except PlanError as exc:
+        raise click.UsageError(str(exc)) from None
+    check_jobs(jobs, settings, skip_existing=opts.skip_existing, make_dirs=True)
+    runner = BatchRunner(jobs, settings, workers=opts.jobs, fail_fast=opts.fail_fast)
+    counts = {WRITTEN: 0, FAILED: 0, SKIPPED: 0}
+
+    def report(result: FileResult) -> None:
+        counts[result.status] += 1
+        if opts.json_lines:
+            click.echo(json.dumps(result.as_dict()))
+        if result.status == FAILED:
+            click.echo(f"Error: {result.error}", err=True)
+        elif describe is not None and result.detail is not None:
+            describe(result.detail)
+
+    show_bar = not opts.quiet and len(jobs) > 1 and sys.stderr.isatty()
+    try:
+        with (
+            click.progressbar(length=len(jobs), file=sys.stderr, label="Filtering")
+            if show_bar
+            else _NoBar() as bar
+        ):
+            for result in runner.run():
+                report(result)
+                bar.update(1)
+    except KeyboardInterrupt:
+        for result in runner.unreported:
+            report(result)
+        if not opts.quiet:
+            click.echo(
+                f"Interrupted: {_summary(counts)}, {len(jobs) - sum(counts.values())} not done", err=True
+            )
+        raise
+    if not opts.quiet:
+        stopped = (
+            f"; stopped at the first failure, {runner.not_started} not done" if runner.not_started else ""
+        )
+        click.echo(_summary(counts) + stopped, err=True)
+    if counts[FAILED]:
+        raise click.exceptions.Exit(1)
+
+
+def _summary(counts: dict[str, int]) -> str:
+    return f"{counts[WRITTEN]} written, {counts[FAILED]} failed, {counts[SKIPPED]} skipped"
+
+
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def update(self, n: int) -> None:
+        """Nothing to show."""
