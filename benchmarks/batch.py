@@ -1,0 +1,156 @@
+"""Benchmark: one convfilter call on a folder vs. one call per file vs. an OpenCV script.
+
+Builds COUNT seeded SIZE x SIZE grayscale PNGs in a temporary directory and
+measures, in one run:
+
+* ``convfilter blur DIR -r -o OUT`` (the whole folder, one call);
+* a shell loop calling ``convfilter blur IN OUT`` once per file, on a subset
+  (``--loop-files``), scaled to COUNT;
+* ``convfilter`` on one file, the start-up cost that one call pays once;
+* an equivalent one-process OpenCV script (``cv2.imread`` -> ``cv2.filter2D``
+  -> ``cv2.imwrite``) on all files and on one file.
+
+All use the 3x3 blur with 'same' zero padding, which ``cv2.filter2D`` computes
+with ``BORDER_CONSTANT``; the outputs are compared, so the work is the same.
+
+Run: ``python benchmarks/batch.py`` (needs ``pip install -e '.[bench]'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+CONVFILTER = Path(sys.executable).with_name("convfilter")
+
+OPENCV_SCRIPT = """
+import sys, cv2, numpy as np
+kernel = np.full((3, 3), 1 / 9, dtype=np.float32)
+out = sys.argv[1]
+for path in sys.argv[2:]:
+    image = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    result = cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_CONSTANT)
+    cv2.imwrite(out + "/" + path.rsplit("/", 1)[-1], result)
+"""
+
+
+def make_images(folder: Path, count: int, size: int, seed: int) -> list[Path]:
+    """``count`` seeded grayscale PNGs that look like photos (smooth shapes plus grain)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir()
+    paths = []
+    for i in range(count):
+        coarse = rng.uniform(0, 255, (size // 32, size // 32))
+        smooth = np.kron(coarse, np.ones((32, 32)))
+        grain = rng.normal(0, 12, (size, size))
+        pixels = np.clip(smooth + grain, 0, 255).astype(np.uint8)
+        path = folder / f"img_{i:04d}.png"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
+
+
+def timed(
+    command: list[str] | str, *, shell: bool = False, repeat: int = 1, clean: Path | None = None
+) -> float:
+    """Best wall time of ``repeat`` runs of a command, which must succeed (``clean``: emptied before each)."""
+    best = float("inf")
+    for _ in range(repeat):
+        if clean is not None:
+            for old in clean.iterdir():
+                old.unlink()
+        start = time.perf_counter()
+        subprocess.run(command, shell=shell, check=True, stdout=subprocess.DEVNULL)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--loop-files", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each one-process measurement (best)")
+    parser.add_argument("--jobs", type=int, default=None, help="convfilter --jobs (default: its own)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        images = make_images(root / "in", args.count, args.size, args.seed)
+        for name in ("batch", "loop", "one", "cv", "cv1"):
+            (root / name).mkdir()
+        common = ["--padding", "same", "-q"] + ([] if args.jobs is None else ["--jobs", str(args.jobs)])
+
+        rep = args.repeat
+        one_cmd = [str(CONVFILTER), "blur", str(images[0]), str(root / "one" / "x.png"), *common]
+        one = timed(one_cmd, repeat=rep, clean=root / "one")
+        batch_cmd = [str(CONVFILTER), "blur", str(root / "in"), "-r", "-o", str(root / "batch"), *common]
+        batch = timed(batch_cmd, repeat=rep, clean=root / "batch")
+        subset = images[: args.loop_files]
+        loop_script = "\n".join(
+            shlex.join([str(CONVFILTER), "blur", str(p), str(root / "loop" / p.name), "--padding", "same"])
+            for p in subset
+        )
+        loop = timed(loop_script, shell=True) * args.count / len(subset)
+        cv = timed([sys.executable, "-c", OPENCV_SCRIPT, str(root / "cv"), *map(str, images)])
+        cv1 = timed([sys.executable, "-c", OPENCV_SCRIPT, str(root / "cv1"), str(images[0])])
+
+        worst = max(
+            int(
+                np.abs(
+                    np.asarray(Image.open(root / d / p.name), dtype=int)
+                    - np.asarray(Image.open(root / "cv" / p.name), dtype=int)
+                ).max()
+            )
+            for d in ("batch",)
+            for p in images[:: max(1, len(images) // 10)]
+        )
+
+    n = args.count
+    per_batch = batch / n
+    per_loop = loop / n
+    after_batch = (batch - one) / (n - 1)
+    after_cv = (cv - cv1) / (n - 1)
+    rows = [
+        ("convfilter, one call on the folder", batch, per_batch, after_batch),
+        (f"convfilter, once per file ({len(subset)} files, scaled)", loop, per_loop, None),
+        ("convfilter, one file (start-up)", one, None, None),
+        ("OpenCV script, one process", cv, cv / n, after_cv),
+        ("OpenCV script, one file (start-up)", cv1, None, None),
+    ]
+    print(
+        f"{n} grayscale {args.size}x{args.size} PNGs, 3x3 blur, 'same' padding, {os.cpu_count()} CPU cores, "
+        f"best of {args.repeat} runs (the per-file loop: one run)"
+    )
+    print(f"largest pixel difference convfilter vs OpenCV: {worst}")
+    print()
+    print("| run | wall s | ms per image | ms per image after start-up |")
+    print("|---|---:|---:|---:|")
+    for name, wall, per, after in rows:
+        fmt = lambda v: "" if v is None else f"{v * 1000:.1f}"  # noqa: E731
+        print(f"| {name} | {wall:.2f} | {fmt(per)} | {fmt(after)} |")
+    print()
+    speedup = per_loop / per_batch
+    ratio = after_batch / after_cv
+    print(
+        f"one call vs once per file: {speedup:.1f}x faster per image (goal >= 10x): "
+        + ("met" if speedup >= 10 else "NOT met")
+    )
+    print(
+        f"per image after start-up vs OpenCV: {ratio:.2f}x (goal <= 1.5x): "
+        + ("met" if ratio <= 1.5 else "NOT met")
+    )
+
+
+if __name__ == "__main__":
+    main()
