@@ -200,7 +200,7 @@ def _single(input_path: str, output_path: str, opts, settings, describe) -> None
     job = Job(input_path, output_path, format=(opts.out_format or "png") if output_path == STDIO else None)
     stdin_data = None
     if input_path == STDIO:
-        stdin_data = click.get_binary_stream("stdin").read()
+        stdin_data = sys.stdin.buffer.read()
         if not stdin_data:
             raise click.ClickException("<stdin>: no image data on standard input")
     check_jobs([job], settings, skip_existing=opts.skip_existing)
@@ -211,7 +211,7 @@ def _single(input_path: str, output_path: str, opts, settings, describe) -> None
         if result.status == FAILED:
             raise click.ClickException(result.error)
         if result.data is not None:
-            stdout = click.get_binary_stream("stdout")
+            stdout = sys.stdout.buffer
             stdout.write(result.data)
             stdout.flush()
         if describe is not None and result.detail is not None:
