@@ -24,7 +24,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 MAIN_HELP = """Filter images with a real Keras Conv2D layer.
 
-Each KERNEL command loads INPUT as grayscale, runs it through
+Each KERNEL command loads each INPUT as grayscale, runs it through
 Conv2D(1, kernel_size, strides, padding, dilation_rate) with the kernel's
 weights, maps the float result to pixels and writes OUTPUT (format from its
 extension: .png .jpg .tif .bmp .webp ...). Semantics are Keras's:
@@ -37,6 +37,12 @@ Examples:
   convfilter edge photo.jpg edges.png --padding same
   convfilter random in.png out.png --seed 7 --size 5
   convfilter gaussian in.png soft.png --size 7 --sigma 2 -v
+  convfilter blur photos/*.jpg -o blurred/ --suffix _blur --format png
+  find photos -name '*.png' -print0 | convfilter edge --files-from - --null -o edges/
+  cat a.jpg | convfilter edge - - | display -
+
+Outputs that exist are never replaced without --overwrite (--skip-existing
+resumes an interrupted batch); an input is never written over.
 
 Run 'convfilter KERNEL --help' for a kernel's options.
 """
@@ -195,7 +201,8 @@ def _make_kernel_command(kernel: NamedKernel) -> click.Command:
     }.get(kernel.name, f"convfilter {kernel.name} in.png out.png --padding same")
     grid_doc = "" if kernel.options else "\n\n\b\nWeights:\n" + _indent(format_grid(kernel.build()))
     help_text = (
-        f"Filter INPUT with the {kernel.name} kernel: {kernel.summary}.{grid_doc}"
+        f"Filter images with the {kernel.name} kernel: {kernel.summary}.{grid_doc}"
+        f"\n\n\b\nForms:\n  {_forms(kernel.name)}"
         f"\n\n\b\nExample:\n  {example}"
     )
 
@@ -232,6 +239,17 @@ def _make_kernel_command(kernel: NamedKernel) -> click.Command:
         filter_paths(kernel.name, paths, batch, settings, describe if verbose else None)
 
     return command
+
+
+def _forms(name: str) -> str:
+    return "\n  ".join(
+        [
+            f"convfilter {name} INPUT OUTPUT          one image; '-' is standard input/output",
+            f"convfilter {name} INPUT... -o DIR       many images in one call, named like the inputs",
+            f"convfilter {name} DIR -r -o OUT         every image below DIR, the tree kept in OUT",
+            f"convfilter {name} --files-from - --null -o OUT   paths from find -print0",
+        ]
+    )
 
 
 def _indent(text: str, prefix: str = "  ") -> str:

@@ -94,7 +94,7 @@ def batch_options(command: Callable) -> Callable:
             "--suffix",
             default="",
             metavar="TEXT",
-            help="Add TEXT to each output's name (a.png -> a_TEXT.png).",
+            help="Add TEXT to each output's name (--suffix _blur: a.png -> a_blur.png).",
         ),
         click.option(
             "--format",

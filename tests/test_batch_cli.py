@@ -314,3 +314,32 @@ def test_subprocess_sigint_leaves_only_complete_files(tmp_path):
     )
     for name in written:
         np.testing.assert_array_equal(read(out / name), blurred(images[name]))
+
+
+def test_subprocess_progress_bar_only_on_a_terminal(tmp_path):
+    import pty
+
+    for i in range(3):
+        save(tmp_path / f"p{i}.png", (8, 8), i)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [CONVFILTER, "blur", *sorted(tmp_path.glob("p*.png")), "-o", tmp_path / "out"],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+    )
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0
+    text = shown.decode()
+    assert "Filtering" in text and "100%" in text
+    assert text.rstrip().endswith("3 written, 0 failed, 0 skipped")
+    assert proc.stdout.read() == b""
