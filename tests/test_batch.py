@@ -260,7 +260,7 @@ def test_no_clobber_write_refuses_a_file_created_meanwhile(tmp_path):
 def test_png_compression_levels_same_pixels(tmp_path):
     px = save(tmp_path / "a.png", (64, 64), 3)
     sizes = {}
-    for level in (0, 9):
+    for level in (0, 1, 9):
         settings = make_settings(BOX, png_compression=level)
         jobs = plan([str(tmp_path / "a.png")], output_dir=str(tmp_path / f"l{level}"))
         check_jobs(jobs, settings, make_dirs=True)
