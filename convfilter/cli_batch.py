@@ -11,7 +11,9 @@ exceptions here, as in :mod:`convfilter.cli`.
 from __future__ import annotations
 
 import functools
+import io
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -168,6 +170,17 @@ def filter_paths(
             _batch(kernel_name, paths, opts, settings, describe)
     except KeyboardInterrupt:
         raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    except BrokenPipeError:
+        _silence_stdout()  # the reader went away (| head): stop quietly, as shell tools do
+        raise click.exceptions.Exit(1) from None
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass
 
 
 def _is_single(paths: Sequence[str], opts: BatchOptions) -> bool:
