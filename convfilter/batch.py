@@ -378,11 +378,11 @@ class BatchRunner:
         decoding: deque[tuple[Job, Future]] = deque()
         encoding: set[Future] = set()
         groups: dict[tuple[int, int], list[tuple[Job, GrayImage]]] = {}
-        window = self.batch_size + 2 * self.workers
+        window = 2 * self.batch_size + 2 * self.workers  # images held at once: decoded, grouped, encoding
         stopped = False
         try:
             while True:
-                while todo and len(decoding) + _count(groups) < window:
+                while todo and len(decoding) + _count(groups) + len(encoding) < window:
                     job = todo.popleft()
                     decoding.append((job, pool.submit(self._decode, job)))
                 for future in [f for f in encoding if f.done()]:
@@ -403,8 +403,10 @@ class BatchRunner:
                             self.settings.padding,
                             self.settings.dilation,
                         )
-                    except ConvFilterError as exc:
-                        message = str(exc)
+                    except (ConvFilterError, MemoryError) as exc:
+                        message = (
+                            str(exc) if isinstance(exc, ConvFilterError) else "out of memory decoding it"
+                        )
                         if not message.startswith(f"{_shown(job.input)}: "):
                             message = f"{_shown(job.input)}: {message}"
                         yield FileResult(job.input, job.output, FAILED, error=message)
@@ -446,7 +448,17 @@ class BatchRunner:
         futures = []
         for items in groups.values():
             stack = np.stack([image.pixels for _, image in items])
-            values = filter_batch(stack, s.kernel, s.stride, s.padding, s.dilation, s.bias)
+            try:
+                values = filter_batch(stack, s.kernel, s.stride, s.padding, s.dilation, s.bias)
+            except Exception as exc:  # e.g. TensorFlow cannot allocate a large batch
+                if len(items) > 1:
+                    futures.extend(self._filter_groups({None: items[:1]}, pool))
+                    futures.extend(self._filter_groups({None: items[1:]}, pool))
+                    continue
+                job = items[0][0]
+                message = f"{_shown(job.input)}: the model failed ({_one_line(exc)})"
+                futures.append(_done(FileResult(job.input, job.output, FAILED, error=message)))
+                continue
             for (job, image), result in zip(items, values, strict=True):
                 futures.append(pool.submit(self._encode, job, image, result))
         groups.clear()
@@ -521,6 +533,17 @@ def default_workers() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def _done(result: FileResult) -> Future:
+    future: Future = Future()
+    future.set_result(result)
+    return future
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _count(groups: dict) -> int:
