@@ -257,6 +257,8 @@ def _batch(kernel_name: str, paths: Sequence[str], opts, settings, describe) -> 
         raise click.UsageError(
             "Missing INPUT: give input files, directories with --recursive, or --files-from."
         )
+    if opts.output_dir and os.path.exists(opts.output_dir) and not os.path.isdir(opts.output_dir):
+        raise click.ClickException(f"{opts.output_dir}: is not a directory (-o names the output directory)")
     exclude = [opts.output_dir] if opts.output_dir else []
     inputs = expand_inputs(names, recursive=opts.recursive, exclude=exclude)
     try:

@@ -177,6 +177,11 @@ def test_unwritable_output_fails_alone(tmp_path):
     result = invoke("blur", tmp_path / "a.png", "-o", tmp_path / "file" / "sub")
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {tmp_path / 'file' / 'sub' / 'a.png'}: cannot create directory ")
+    result = invoke("blur", tmp_path / "a.png", "-o", tmp_path / "file")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"Error: {tmp_path / 'file'}: is not a directory (-o names the output directory)\n",
+    )
 
 
 def test_files_from_nul_with_spaces_and_newlines(tmp_path):
