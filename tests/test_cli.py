@@ -368,3 +368,12 @@ def test_python_dash_m_and_help_do_not_import_tensorflow():
         [sys.executable, "-m", "convfilter", "--version"], capture_output=True, text=True
     )
     assert version.stdout == f"convfilter, version {__version__}\n"
+
+
+def test_shell_completion_lists_kernels_and_options():
+    env = {"_CONVFILTER_COMPLETE": "bash_complete", "COMP_WORDS": "convfilter so", "COMP_CWORD": "1"}
+    result = CliRunner().invoke(cli, [], prog_name="convfilter", env=env)
+    assert result.output.split() == ["plain,sobel-x", "plain,sobel-y"]
+    env.update(COMP_WORDS="convfilter blur --pa", COMP_CWORD="2")
+    result = CliRunner().invoke(cli, [], prog_name="convfilter", env=env)
+    assert result.output.split() == ["plain,--padding"]
