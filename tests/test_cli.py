@@ -278,8 +278,8 @@ def test_failure_leaves_existing_output_untouched(tmp_path):
         (["--stride", "0", "1"], "Error: Invalid value for '--stride': 0 is not in the range x>=1."),
         (["--dilation", "1", "-2"], "Error: Invalid value for '--dilation': -2 is not in the range x>=1."),
         (
-            ["--padding", "full"],
-            "Error: Invalid value for '--padding': 'full' is not one of 'valid', 'same'.",
+            ["--padding", "circular"],
+            "Error: Invalid value for '--padding': 'circular' is not one of 'valid', 'same', 'full'.",
         ),
         (["--size", "0"], "Error: Invalid value for '--size': 0 is not in the range 1<=x<=101."),
         (
