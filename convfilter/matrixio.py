@@ -30,6 +30,7 @@ NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 NOT_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 SEPARATOR = re.compile(r"\s*,\s*|\s+")
 MAX_TEXT_BYTES = 256 * 1024 * 1024
+NPY_MAGIC = b"\x93NUMPY"
 
 
 class MatrixSyntaxError(ValueError):
@@ -118,14 +119,16 @@ def read_matrix(path: str) -> np.ndarray:
         raise ConvFilterError(f"{path}: not a matrix file; use {', '.join(MATRIX_EXTENSIONS)}")
     try:
         if ext == ".npy":
+            with open(path, "rb") as handle:
+                magic = handle.read(len(NPY_MAGIC))
+            if magic != NPY_MAGIC:
+                raise ValueError("not a .npy file (no NumPy header)")
             try:
                 array = np.load(path, allow_pickle=False)
             except ValueError as exc:
                 if "pickle" in str(exc):
                     raise ValueError("holds Python objects, which need pickle (refused)") from None
                 raise ValueError(f"not a valid .npy file ({_one_line(exc)})") from None
-            if not isinstance(array, np.ndarray):
-                raise ValueError("is an .npz archive, not a single .npy array")
             return as_matrix(array)
         if os.path.getsize(path) > MAX_TEXT_BYTES:
             raise ValueError(f"is larger than {MAX_TEXT_BYTES // 2**20} MiB; use .npy for big matrices")
