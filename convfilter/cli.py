@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import secrets
 import sys
 
@@ -597,6 +598,12 @@ def explain_command(
                 raise click.BadParameter(
                     "applies to named kernels (--kernel NAME) only", param_hint=f"'--{option}'"
                 )
+        if kernel_arg is not None and re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", kernel_arg):
+            raise click.BadParameter(
+                f"unknown kernel {kernel_arg!r}; known kernels: {', '.join(KERNELS)} "
+                '(or a SPEC such as "1,0,-1")',
+                param_hint="'--kernel'",
+            )
         if kernel_arg is not None:
             from convfilter.kernelspec import parse_kernel
 
