@@ -550,9 +550,21 @@ Examples:
     context_settings=CONTEXT_SETTINGS,
 )
 @click.argument("image", metavar="[IMAGE]", required=False)
-@click.option("--shape", nargs=2, type=click.IntRange(min=1), default=None, metavar="H W", help="Input size.")
 @click.option(
-    "--kernel-size", nargs=2, type=click.IntRange(1, MAX_KERNEL_SIZE), default=None, metavar="KH KW"
+    "--shape",
+    nargs=2,
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="H W",
+    help="Input rows and columns.",
+)
+@click.option(
+    "--kernel-size",
+    nargs=2,
+    type=click.IntRange(1, MAX_KERNEL_SIZE),
+    default=None,
+    metavar="KH KW",
+    help="Kernel rows and columns.",
 )
 @click.option("--kernel", "kernel_arg", metavar="NAME|SPEC", help="A named kernel or a custom SPEC.")
 @click.option(
@@ -561,16 +573,55 @@ Examples:
 @click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=None, help="gaussian's sigma.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="random's seed (to show its weights).")
 @click.option(
-    "--stride", nargs=2, type=click.IntRange(min=1), default=(1, 1), show_default=True, metavar="SY SX"
+    "--stride",
+    nargs=2,
+    type=click.IntRange(min=1),
+    default=(1, 1),
+    show_default=True,
+    metavar="SY SX",
+    help="Step between windows, rows then columns.",
 )
-@click.option("--padding", type=click.Choice(PADDINGS), default="valid", show_default=True)
 @click.option(
-    "--dilation", nargs=2, type=click.IntRange(min=1), default=(1, 1), show_default=True, metavar="DY DX"
+    "--padding",
+    type=click.Choice(PADDINGS),
+    default="valid",
+    show_default=True,
+    help="As for the filtering commands.",
+)
+@click.option(
+    "--border",
+    type=click.Choice(BORDERS),
+    default="zero",
+    show_default=True,
+    help="What the padding holds (shapes do not depend on it).",
+)
+@click.option("--convolve", is_flag=True, help="Show the weights flipped, as --convolve applies them.")
+@click.option(
+    "--dilation",
+    nargs=2,
+    type=click.IntRange(min=1),
+    default=(1, 1),
+    show_default=True,
+    metavar="DY DX",
+    help="Gap between kernel taps, rows then columns.",
 )
 @click.option("--bias", type=float, default=0.0, show_default=True, help="A non-zero bias adds 1 weight.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def explain_command(
-    image, shape, kernel_size, kernel_arg, size, sigma, seed, stride, padding, dilation, bias, as_json
+    image,
+    shape,
+    kernel_size,
+    kernel_arg,
+    size,
+    sigma,
+    seed,
+    stride,
+    padding,
+    border,
+    convolve,
+    dilation,
+    bias,
+    as_json,
 ):
     from convfilter.explain import explain, format_text
 
@@ -614,6 +665,8 @@ def explain_command(
             kernel_name = "custom"
     if grid is not None:
         kernel_size = grid.shape
+    if not math.isfinite(bias):
+        raise click.BadParameter(f"{bias} is not a finite number.", param_hint="'--bias'")
     source = ""
     if image is not None:
         from convfilter.pipeline import read_input
@@ -623,8 +676,6 @@ def explain_command(
         except ConvFilterError as exc:
             raise click.ClickException(str(exc)) from None
         source = f"{image}: "
-    if not math.isfinite(bias):
-        raise click.BadParameter(f"{bias} is not a finite number.", param_hint="'--bias'")
     try:
         result = explain(
             shape,
@@ -635,6 +686,8 @@ def explain_command(
             use_bias=bias != 0.0,
             kernel_name=kernel_name,
             kernel=grid,
+            border=border,
+            convolve=convolve,
         )
     except ImageTooSmallError as exc:
         if image is not None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from convfilter.core import check_fits
+from convfilter.core import check_border_use, check_fits, orient_kernel
 from convfilter.geometry import check_padding, dilated_extent, padding_amounts, standardize_pair
 from convfilter.kernels import format_grid
 
@@ -31,6 +31,8 @@ class Explanation:
     output_shape: tuple[int, int]
     formulas: dict[str, str]
     use_bias: bool
+    border: str = "zero"
+    convolve: bool = False
     kernel_name: str | None = None
     kernel: np.ndarray | None = field(default=None, repr=False)
 
@@ -58,6 +60,8 @@ class Explanation:
             "dilation": list(self.dilation),
             "padding_mode": self.padding_mode,
             "padding": dict(self.padding),
+            "border": self.border,
+            "convolve": self.convolve,
             "output_shape": list(self.output_shape),
             "formulas": dict(self.formulas),
             "use_bias": self.use_bias,
@@ -90,8 +94,14 @@ def explain(
     use_bias: bool = False,
     kernel_name: str | None = None,
     kernel: np.ndarray | None = None,
+    border: str = "zero",
+    convolve: bool = False,
 ) -> Explanation:
     """Work out a convolution's shapes and counts; ``ValueError`` for bad arguments.
+
+    ``kernel`` (optional) is the grid as given; with ``convolve`` the
+    explanation holds it flipped, as the Conv2D receives it. ``border`` does
+    not change any number; it is recorded for the text.
 
     Raises :class:`~convfilter.errors.ImageTooSmallError` when the output
     would be empty ('valid' padding and an input smaller than the kernel).
@@ -101,6 +111,9 @@ def explain(
     stride = standardize_pair(stride, "stride")
     dilation = standardize_pair(dilation, "dilation")
     padding = check_padding(padding)
+    border = check_border_use(border, padding)
+    if kernel is not None:
+        kernel = orient_kernel(np.asarray(kernel, dtype=np.float64), bool(convolve))
     out = check_fits((h, w), (kh, kw), stride, padding, dilation)
     top, bottom = padding_amounts(h, kh, stride[0], dilation[0], padding)
     left, right = padding_amounts(w, kw, stride[1], dilation[1], padding)
@@ -117,6 +130,8 @@ def explain(
             "cols": axis_formula(w, kw, stride[1], dilation[1], padding, out[1]),
         },
         use_bias=bool(use_bias),
+        border=border,
+        convolve=bool(convolve),
         kernel_name=kernel_name,
         kernel=kernel,
     )
@@ -131,8 +146,9 @@ def format_text(e: Explanation) -> str:
     if e.padding_mode == "valid":
         padding = "'valid': none"
     else:
+        fill = "zeros" if e.border == "zero" else f"{e.border} border"
         padding = (
-            f"'{e.padding_mode}': top {pad['top']}, bottom {pad['bottom']}, "
+            f"'{e.padding_mode}' ({fill}): top {pad['top']}, bottom {pad['bottom']}, "
             f"left {pad['left']}, right {pad['right']}"
         )
     bias = "plus 1 bias" if e.use_bias else f"no bias; {kh * kw + 1} with a bias"
@@ -143,6 +159,8 @@ def format_text(e: Explanation) -> str:
         f"dilation {e.dilation[0]}x{e.dilation[1]}: each window covers {span[0]}x{span[1]} pixels",
     ]
     if e.kernel is not None:
+        if e.convolve:
+            lines.append("              flipped for --convolve, the Conv2D's weights:")
         lines.append("\n".join("              " + row for row in format_grid(e.kernel).splitlines()))
     lines += [
         f"padding:      {padding}",

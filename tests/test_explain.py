@@ -87,7 +87,7 @@ def test_text_output_of_the_issue_example():
     assert result.stdout.splitlines() == [
         "input:        28x28 (tensor 1x28x28x1)",
         "kernel:       5x5, stride 1x1, dilation 1x1: each window covers 5x5 pixels",
-        "padding:      'same': top 2, bottom 2, left 2, right 2",
+        "padding:      'same' (zeros): top 2, bottom 2, left 2, right 2",
         "output rows:  ceil(28 / 1) = 28",
         "output cols:  ceil(28 / 1) = 28",
         "output:       28x28 (tensor 1x28x28x1)",
@@ -144,8 +144,21 @@ def test_text_shows_weights_and_bias():
     lines = result.stdout.splitlines()
     assert lines[1] == "kernel:       custom 2x2, stride 1x1, dilation 1x1: each window covers 2x2 pixels"
     assert lines[2:4] == ["               1  0", "               0 -1"]
-    assert "padding:      'full': top 1, bottom 1, left 1, right 1" in lines
+    assert "padding:      'full' (zeros): top 1, bottom 1, left 1, right 1" in lines
     assert "weights:      5 trainable (2*2 kernel weights shared by every window, plus 1 bias)" in lines
+
+
+def test_border_and_convolve():
+    result = run("--shape", 4, 6, "--kernel", "1,2,3", "--padding", "same", "--border", "wrap", "--convolve")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[2:4] == [
+        "              flipped for --convolve, the Conv2D's weights:",
+        "              3 2 1",
+    ]
+    assert "padding:      'same' (wrap border): top 0, bottom 0, left 1, right 1" in lines
+    data = json.loads(run("--shape", 4, 6, "--kernel", "1,2,3", "--convolve", "--json").stdout)
+    assert data["kernel"] == [[3, 2, 1]] and data["convolve"] is True and data["border"] == "zero"
 
 
 @pytest.mark.parametrize(
