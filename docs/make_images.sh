@@ -12,3 +12,6 @@ convfilter emboss "$src" "$out/ascent-emboss.png" --padding same
 convfilter random "$src" "$out/ascent-random-seed-7.png" --seed 7 --size 5 --padding same
 convfilter identity "$src" "$out/ascent-identity-stride-4.png" --size 1 --stride 4 4
 convfilter edge "$src" "$out/ascent-edge-abs.png" --padding same --range abs
+convfilter gaussian "$src" "$out/ascent-gaussian-15-zero.png" --size 15 --sigma 4 --padding same
+convfilter gaussian "$src" "$out/ascent-gaussian-15-reflect.png" --size 15 --sigma 4 --padding same --border reflect
+convfilter pool max "$src" "$out/ascent-pool-max-4.png" --size 4
