@@ -147,19 +147,6 @@ def read_matrix(path: str) -> np.ndarray:
         raise ConvFilterError(f"{path}: {_one_line(exc)}") from None
 
 
-def read_matrix_shape(path: str) -> tuple[int, int]:
-    """The ``(H, W)`` of the matrix in ``path`` (``.npy``: from its header only)."""
-    if os.path.splitext(path)[1].lower() == ".npy":
-        try:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except Exception:  # noqa: BLE001 - any failure: read it properly for the exact error
-            return read_matrix(path).shape
-        usable = isinstance(array, np.ndarray) and array.dtype.kind in "iuf" and array.size
-        if usable and array.ndim in (1, 2):
-            return (1, array.shape[0]) if array.ndim == 1 else (array.shape[0], array.shape[1])
-    return read_matrix(path).shape
-
-
 def format_value(value: float) -> str:
     """The shortest decimal that reads back as the same float32, without a trailing ``.0``."""
     text = str(np.float32(value) + np.float32(0.0))
