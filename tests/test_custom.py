@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -289,8 +288,8 @@ def test_bad_matrix_input_exit_1_and_existing_output_untouched(tmp_path, content
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
 
 
-def test_installed_command_custom_on_a_matrix(tmp_path):
-    exe = Path(__import__("sys").executable).with_name("convfilter")
+def test_installed_command_custom_on_a_matrix(tmp_path, convfilter_exe):
+    exe = convfilter_exe
     (tmp_path / "signal.csv").write_text("2,0,1,4\n")
     proc = subprocess.run(
         [exe, "custom", "--kernel", "1,-1", tmp_path / "signal.csv", tmp_path / "diff.csv"],
