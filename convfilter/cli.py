@@ -16,6 +16,7 @@ import numpy as np
 from convfilter import __version__
 from convfilter.errors import ConvFilterError
 from convfilter.geometry import PADDINGS, padding_amounts
+from convfilter.imageio import DEFAULT_MAX_PIXELS
 from convfilter.kernels import KERNELS, MAX_KERNEL_SIZE, KernelParameterError, NamedKernel, format_grid
 from convfilter.pipeline import FilterResult, filter_file
 from convfilter.pixels import RANGE_MODES
@@ -94,10 +95,42 @@ def conv_options(command):
         ),
         click.option(
             "--depth",
-            type=click.Choice(["8", "16"]),
+            type=click.Choice(["8", "16", "32f"]),
             default=None,
-            help="Output bits per pixel (16 for PNG/TIFF only). "
-            "Default: 16 for 16-bit inputs written as PNG/TIFF, else 8.",
+            help="Output bits per pixel: 8, 16 (PNG/TIFF only) or 32f (TIFF only: the raw float "
+            "results, --range not applied). Default: 16 for 16-bit and float inputs written as "
+            "PNG/TIFF, else 8.",
+        ),
+        click.option(
+            "--color",
+            is_flag=True,
+            help="Filter each colour channel with the kernel and keep the image's mode (RGB, RGBA, "
+            "LA, CMYK; palette images become RGB/RGBA). Alpha is carried through, not filtered.",
+        ),
+        click.option(
+            "--frame",
+            type=click.IntRange(min=0),
+            default=None,
+            metavar="N",
+            help="Frame of a multi-frame file (animated GIF, multi-page TIFF) to filter, from 0. "
+            "Default: the first, with a notice when there are more.",
+        ),
+        click.option(
+            "--max-pixels",
+            type=click.IntRange(min=1),
+            default=DEFAULT_MAX_PIXELS,
+            show_default=True,
+            metavar="N",
+            help="Refuse images with more pixels than this before decoding them "
+            "(a guard against decompression bombs); raise it for trusted huge images.",
+        ),
+        click.option(
+            "--quality",
+            type=click.IntRange(1, 100),
+            default=None,
+            metavar="Q",
+            help="JPEG/WebP quality 1..100 (Pillow's default: 75 for JPEG, 80 for WebP); "
+            "an error for other output formats.",
         ),
         click.option(
             "-v",
@@ -205,7 +238,20 @@ def _make_kernel_command(kernel: NamedKernel) -> click.Command:
     @kernel_options(kernel)
     @conv_options
     def command(
-        input_path, output_path, stride, padding, dilation, bias, range_mode, depth, verbose, **params
+        input_path,
+        output_path,
+        stride,
+        padding,
+        dilation,
+        bias,
+        range_mode,
+        depth,
+        color,
+        frame,
+        max_pixels,
+        quality,
+        verbose,
+        **params,
     ):
         if "seed" in kernel.options and params.get("seed") is None:
             params["seed"] = secrets.randbelow(2**31)
@@ -222,8 +268,18 @@ def _make_kernel_command(kernel: NamedKernel) -> click.Command:
             dilation=dilation,
             bias=bias,
             range_mode=range_mode,
-            depth=None if depth is None else int(depth),
+            depth=None if depth is None else (depth if depth == "32f" else int(depth)),
+            color=color,
+            frame=frame,
+            max_pixels=max_pixels,
+            quality=quality,
         )
+        if frame is None and result.frames > 1:
+            click.echo(
+                f"note: {input_path} has {result.frames} frames; filtered frame 0 "
+                "(pick another with --frame N)",
+                err=True,
+            )
         if verbose:
             _report(kernel.name, grid, params, result, stride, padding, dilation, bias)
 
@@ -249,14 +305,19 @@ def _report(name, grid, params, result: FilterResult, stride, padding, dilation,
     shown = ", ".join(f"{k}={v}" for k, v in params.items() if v is not None)
     weights = f"{kh * kw} weights" + (" + 1 bias" if bias else "")
     lines = [
-        f"input:   {result.input}: {h}x{w} (tensor 1x{h}x{w}x1)",
+        f"input:   {result.input}: {h}x{w} (tensor {result.channels}x{h}x{w}x1)",
         f"kernel:  {name} {kh}x{kw}" + (f" ({shown})" if shown else "") + f", {weights}",
         _indent(format_grid(grid), "         "),
         _describe_layer(grid.shape, result.input_shape, stride, padding, dilation, bias),
-        f"output:  {result.output}: {oh}x{ow} (tensor 1x{oh}x{ow}x1), {result.depth}-bit, "
+        f"output:  {result.output}: {oh}x{ow} (tensor {result.channels}x{oh}x{ow}x1), "
+        f"{_depth_label(result.depth)} {result.mode}, "
         f"range {result.range_mode} of raw values {result.minimum:.6g}..{result.maximum:.6g}",
     ]
     click.echo("\n".join(lines), err=True)
+
+
+def _depth_label(depth) -> str:
+    return "32-bit float" if depth == "32f" else f"{depth}-bit"
 
 
 def _describe_layer(kernel_shape, input_shape, stride, padding, dilation, bias) -> str:
