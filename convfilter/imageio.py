@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import re
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -188,9 +187,8 @@ def _read(
         raise ConvFilterError(f"{path}: permission denied") from None
     except UnidentifiedImageError:
         raise ConvFilterError(f"{path}: not an image file Pillow can read") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        found = re.search(r"\((\d+) pixels\)", str(exc))
-        raise ConvFilterError(_too_many(path, int(found.group(1)) if found else None, max_pixels)) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ConvFilterError(_too_many(path, _header_size(path), max_pixels)) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ConvFilterError(f"{path}: cannot decode image ({_one_line(exc)})") from None
 
@@ -237,14 +235,27 @@ def _check_pixels(path: str, size: tuple[int, int], max_pixels: int | None) -> N
     """The limit again for the selected frame (the frames of a TIFF can differ in size)."""
     width, height = size
     if max_pixels is not None and width * height > max_pixels:
-        raise ConvFilterError(_too_many(path, width * height, max_pixels, f" ({width}x{height})"))
+        raise ConvFilterError(_too_many(path, size, max_pixels))
 
 
-def _too_many(path: str, pixels: int | None, max_pixels: int | None, dims: str = "") -> str:
-    count = f"{pixels} pixels{dims}" if pixels is not None else "too many pixels"
+def _header_size(path: str) -> tuple[int, int] | None:
+    """``(width, height)`` from the header alone (Pillow opens lazily), for the error message."""
+    try:
+        with _pixel_limit(None), Image.open(path) as img:
+            return img.size
+    except Exception:  # the size only decorates an error that is already being reported
+        return None
+
+
+def _too_many(path: str, size: tuple[int, int] | None, max_pixels: int | None) -> str:
+    if size is None:
+        count = "more pixels than the limit"
+    else:
+        width, height = size
+        count = f"{height}x{width} = {width * height} pixels, more than the limit of {max_pixels}"
     return (
-        f"{path}: image has {count}, more than the limit of {max_pixels} "
-        "(a guard against decompression bombs); raise it with --max-pixels if you trust the file"
+        f"{path}: image is {count} (a guard against decompression bombs); "
+        "raise it with --max-pixels if you trust the file"
     )
 
 
