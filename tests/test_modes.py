@@ -6,10 +6,13 @@ tests/image_corpus.py) and from tests/reference.py, never from convfilter.
 
 from __future__ import annotations
 
+import subprocess
+import textwrap
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from image_corpus import build_corpus
+from image_corpus import build_corpus, convfilter_exe
 from PIL import Image
 from reference import correlate
 
@@ -368,3 +371,39 @@ def test_no_dpi_in_no_dpi_out(corpus, tmp_path):
     filter_file(str(corpus.modes["L"].path), str(out), BLUR)
     with Image.open(out) as img:
         assert "dpi" not in img.info
+
+
+def test_installed_command_on_modes(corpus, tmp_path):
+    """The real ``convfilter`` command (one shell script, four runs: each imports TensorFlow)."""
+    m = corpus.modes
+    script = textwrap.dedent(
+        """
+        exe=$1; out=$2
+        "$exe" blur "$3" "$out/o16.png" --range clip 2>"$out/o16.err" || exit 11
+        "$exe" blur "$4" "$out/orgba.png" --color --range clip 2>"$out/orgba.err" || exit 12
+        "$exe" identity "$5" "$out/of.tif" --size 1 --depth 32f 2>"$out/of.err" || exit 13
+        "$exe" identity "$6" "$out/og.png" --size 1 2>"$out/og.err" || exit 14
+        """
+    )
+    gif = corpus.frames["gif"]
+    paths = [m["I;16"].path, m["RGBA"].path, m["F"].path, gif]
+    subprocess.run(
+        ["bash", "-c", script, "bash", str(convfilter_exe()), str(tmp_path), *map(str, paths)],
+        check=True,
+        timeout=300,
+    )
+    for name in ("o16", "orgba", "of"):
+        assert (tmp_path / f"{name}.err").read_text() == ""  # no TensorFlow start-up noise
+    assert (tmp_path / "og.err").read_text() == (
+        f"note: {gif} has 3 frames; filtered frame 0 (pick another with --frame N)\n"
+    )
+    with Image.open(tmp_path / "o16.png") as img:
+        assert img.mode == "I;16"
+    want16 = clip_pixels(correlate(m["I;16"].gray, BLUR), 65535, 65535)
+    assert np.abs(pixels_of(tmp_path / "o16.png") - want16).max() <= 1
+    rgba = pixels_of(tmp_path / "orgba.png")
+    for c in range(3):
+        assert np.abs(rgba[..., c] - clip_pixels(correlate(m["RGBA"].color[c], BLUR), 255, 255)).max() <= 1
+    np.testing.assert_array_equal(rgba[..., 3], m["RGBA"].alpha[1:-1, 1:-1])
+    np.testing.assert_array_equal(pixels_of(tmp_path / "of.tif"), m["F"].gray)
+    assert (pixels_of(tmp_path / "og.png") == 10).all()
