@@ -189,7 +189,11 @@ def _read(
         raise ConvFilterError(f"{path}: not an image file Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ConvFilterError(_too_many(path, _header_size(path), max_pixels)) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except ConvFilterError:
+        raise
+    except MemoryError:
+        raise ConvFilterError(f"{path}: not enough memory to decode the image") from None
+    except Exception as exc:  # Pillow's decoders raise many types on malformed files; all mean "bad file"
         raise ConvFilterError(f"{path}: cannot decode image ({_one_line(exc)})") from None
 
 
@@ -219,12 +223,15 @@ def _pixel_limit(max_pixels: int | None):
 
     Pillow only warns between the limit and twice the limit; the warning is
     turned into an exception so every image over the limit is refused when its
-    header is read, before any pixel memory is allocated.
+    header is read, before any pixel memory is allocated. Pillow's other
+    warnings about damaged files ("Skipping tag ...") are silenced: the file
+    either decodes or fails with one line.
     """
     saved = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             yield
     finally:
