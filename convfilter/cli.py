@@ -25,7 +25,8 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 MAIN_HELP = """Filter images with a real Keras Conv2D layer.
 
-Each KERNEL command loads INPUT as grayscale, runs it through
+Each KERNEL command loads INPUT as grayscale (with --color: each colour
+channel, as a batch), runs it through
 Conv2D(1, kernel_size, strides, padding, dilation_rate) with the kernel's
 weights, maps the float result to pixels and writes OUTPUT (format from its
 extension: .png .jpg .tif .bmp .webp ...). Semantics are Keras's:
