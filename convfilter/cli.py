@@ -311,7 +311,7 @@ def _report(name, grid, params, result: FilterResult, stride, padding, dilation,
         _indent(format_grid(grid), "         "),
         _describe_layer(grid.shape, result.input_shape, stride, padding, dilation, bias),
         f"output:  {result.output}: {oh}x{ow} (tensor {result.channels}x{oh}x{ow}x1), "
-        f"{_depth_label(result.depth)} {result.mode}, "
+        f"{_depth_label(result.depth)}{'' if result.mode in ('L', 'I;16', 'F') else ' ' + result.mode}, "
         f"range {result.range_mode} of raw values {result.minimum:.6g}..{result.maximum:.6g}",
     ]
     click.echo("\n".join(lines), err=True)

@@ -1,28 +1,22 @@
 """How each Pillow image mode becomes float planes for the Conv2D.
 
-Grayscale rule (``gray_planes``), by the mode Pillow opens the file in:
+Grayscale rule (``gray_planes``), by the mode Pillow opens the file in; the
+scale is what ``--range clip`` maps to black..white:
 
-============  =====================================================  ==========
-mode          grayscale value                                        scale
-============  =====================================================  ==========
-1             0 (black) or 255 (white)                               0..255
-L             the value                                              0..255
-LA, La        the L channel; alpha is ignored                        0..255
-P, PA         luma of the palette colour (transparency ignored)      0..255
-RGB, RGBA     luma ``R*299/1000 + G*587/1000 + B*114/1000`` (ITU-R   0..255
-              601-2, rounded by Pillow); alpha ignored
-CMYK          Pillow's CMYK to RGB (``R = (255-C)(255-K)/255``...),  0..255
-              then luma
-I;16, I;16B   the 16-bit value, exactly                              0..65535
-I             the 32-bit value (exact up to 2**24 in float32)        0..65535
-                                                                     or 0..2**31-1
-F             the float value, exactly                               0..1
-other modes   Pillow's ``convert("L")``                              0..255
-============  =====================================================  ==========
-
-The scale is what ``--range clip`` maps to black..white. A mode ``I`` image
-uses 0..65535 when all its values fit in 16 bits (Pillow opens some 16-bit
-files as ``I``) and the 32-bit range 0..2147483647 otherwise.
+* ``1``: 0 (black) or 255 (white); scale 0..255.
+* ``L``: the value; 0..255.
+* ``LA``, ``La``: the L channel, alpha ignored; 0..255.
+* ``P``, ``PA``: luma of the palette colour, transparency ignored; 0..255.
+* ``RGB``, ``RGBA`` (and other modes): ITU-R 601-2 luma
+  ``R*299/1000 + G*587/1000 + B*114/1000`` as Pillow's ``convert("L")``
+  computes it (rounded to an integer), alpha ignored; 0..255.
+* ``CMYK``: Pillow's CMYK to RGB (``R = (255-C)(255-K)/255``, ...), then luma;
+  0..255.
+* ``I;16``, ``I;16B`` (16-bit): the value, exactly; 0..65535.
+* ``I`` (32-bit integer): the value (float32 holds it exactly up to 2**24);
+  0..65535 when every value fits in 16 bits (Pillow opens some 16-bit files
+  as ``I``), else 0..2147483647.
+* ``F`` (32-bit float): the value, exactly; 0..1.
 
 Colour rule (``color_planes``, the ``--color`` option): the colour channels
 are filtered separately and alpha is carried apart from them:

@@ -407,3 +407,15 @@ def test_installed_command_on_modes(corpus, tmp_path):
     np.testing.assert_array_equal(rgba[..., 3], m["RGBA"].alpha[1:-1, 1:-1])
     np.testing.assert_array_equal(pixels_of(tmp_path / "of.tif"), m["F"].gray)
     assert (pixels_of(tmp_path / "og.png") == 10).all()
+
+
+def test_verbose_shows_the_channel_batch(corpus, tmp_path):
+    sample = corpus.modes["RGBA"]
+    out = tmp_path / "out.png"
+    res = CliRunner().invoke(cli, ["blur", str(sample.path), str(out), "--color", "-v", "--range", "clip"])
+    assert res.exit_code == 0, res.output
+    lines = res.stderr.splitlines()
+    assert lines[0] == f"input:   {sample.path}: 7x9 (tensor 3x7x9x1)"
+    assert lines[-1].startswith(
+        f"output:  {out}: 5x7 (tensor 3x5x7x1), 8-bit RGBA, range clip of raw values "
+    )
