@@ -321,12 +321,23 @@ def write_image(path: str, image: Image.Image, fmt: str, *, dpi: tuple | None = 
             os.fsync(handle.fileno())
         os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
+        _sync_directory(directory)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(exc, OSError | ValueError | TypeError | KeyError):
             raise ConvFilterError(f"{path}: cannot write ({_one_line(exc)})") from None
         raise
+
+
+def _sync_directory(directory: str) -> None:
+    """Make the rename durable (best effort: not every file system lets a directory be fsynced)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _mode_for(path: str) -> int:
