@@ -19,6 +19,7 @@ from convfilter.borders import BORDERS
 from convfilter.cli_tools import explain_command, kernels_group, pool_command
 from convfilter.errors import ConvFilterError, ImageTooSmallError
 from convfilter.geometry import PADDINGS, padding_amounts
+from convfilter.imageio import DEFAULT_MAX_PIXELS
 from convfilter.kernels import KERNELS, MAX_KERNEL_SIZE, KernelParameterError, NamedKernel, format_grid
 from convfilter.pipeline import RAW, FilterResult, filter_file
 from convfilter.pixels import RANGE_MODES
@@ -27,7 +28,8 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 MAIN_HELP = """Filter images with a real Keras Conv2D layer.
 
-Each KERNEL command loads INPUT as grayscale, runs it through
+Each KERNEL command loads INPUT as grayscale (with --color: each colour
+channel, as a batch), runs it through
 Conv2D(1, kernel_size, strides, padding, dilation_rate) with the kernel's
 weights, maps the float result to pixels and writes OUTPUT (format from its
 extension: .png .jpg .tif .bmp .webp ...; .npy .csv .txt files are
@@ -115,10 +117,42 @@ def conv_options(command):
         ),
         click.option(
             "--depth",
-            type=click.Choice(["8", "16"]),
+            type=click.Choice(["8", "16", "32f"]),
             default=None,
-            help="Output bits per pixel (16 for PNG/TIFF only). "
-            "Default: 16 for 16-bit inputs written as PNG/TIFF, else 8.",
+            help="Output bits per pixel: 8, 16 (PNG/TIFF only) or 32f (TIFF only: the raw float "
+            "results, --range not applied). Default: 16 for 16-bit and float inputs written as "
+            "PNG/TIFF, else 8.",
+        ),
+        click.option(
+            "--color",
+            is_flag=True,
+            help="Filter each colour channel with the kernel and keep the image's mode (RGB, RGBA, "
+            "LA, CMYK; palette images become RGB/RGBA). Alpha is carried through, not filtered.",
+        ),
+        click.option(
+            "--frame",
+            type=click.IntRange(min=0),
+            default=None,
+            metavar="N",
+            help="Frame of a multi-frame file (animated GIF, multi-page TIFF) to filter, from 0. "
+            "Default: the first, with a notice when there are more.",
+        ),
+        click.option(
+            "--max-pixels",
+            type=click.IntRange(min=1),
+            default=DEFAULT_MAX_PIXELS,
+            show_default=True,
+            metavar="N",
+            help="Refuse images with more pixels than this before decoding them "
+            "(a guard against decompression bombs); raise it for trusted huge images.",
+        ),
+        click.option(
+            "--quality",
+            type=click.IntRange(1, 100),
+            default=None,
+            metavar="Q",
+            help="JPEG/WebP quality 1..100 (Pillow's default: 75 for JPEG, 80 for WebP); "
+            "an error for other output formats.",
         ),
         click.option(
             "-v",
@@ -207,7 +241,20 @@ def kernel_options(kernel: NamedKernel):
     return decorator
 
 
-SETTINGS = ("stride", "padding", "dilation", "bias", "range_mode", "depth", "border", "convolve")
+SETTINGS = (
+    "stride",
+    "padding",
+    "dilation",
+    "bias",
+    "range_mode",
+    "depth",
+    "border",
+    "convolve",
+    "color",
+    "frame",
+    "max_pixels",
+    "quality",
+)
 """The keyword arguments :func:`conv_options` adds that go to :func:`convfilter.pipeline.filter_file`."""
 
 
@@ -230,9 +277,10 @@ def scale_option(command):
 
 
 def _split_settings(params: dict) -> dict:
-    """Take the :data:`SETTINGS` out of a command's keyword arguments (``depth`` as an int)."""
+    """Take the :data:`SETTINGS` out of a command's keyword arguments (``depth`` 8, 16 or ``"32f"``)."""
     settings = {name: params.pop(name) for name in SETTINGS}
-    settings["depth"] = None if settings["depth"] is None else int(settings["depth"])
+    depth = settings["depth"]
+    settings["depth"] = None if depth is None else (depth if depth == "32f" else int(depth))
     return settings
 
 
@@ -267,6 +315,12 @@ def _make_kernel_command(kernel: NamedKernel) -> click.Command:
             grid = grid * scale
             params["scale"] = scale
         result = _run(input_path, output_path, grid, **settings)
+        if settings["frame"] is None and result.frames > 1:
+            click.echo(
+                f"note: {input_path} has {result.frames} frames; filtered frame 0 "
+                "(pick another with --frame N)",
+                err=True,
+            )
         if verbose:
             _report(kernel.name, grid, params, result, settings)
 
@@ -298,7 +352,7 @@ def _report(name, grid, params, result: FilterResult, settings: dict) -> None:
     shown = ", ".join(f"{k}={v}" for k, v in params.items() if v is not None and v is not False)
     weights = f"{kh * kw} weights" + (" + 1 bias" if settings["bias"] else "")
     lines = [
-        f"input:   {result.input}: {h}x{w} (tensor 1x{h}x{w}x1)",
+        f"input:   {result.input}: {h}x{w} (tensor {result.channels}x{h}x{w}x1)",
         f"kernel:  {name} {kh}x{kw}" + (f" ({shown})" if shown else "") + f", {weights}",
         _indent(format_grid(grid), "         "),
     ]
@@ -320,15 +374,21 @@ def _report(name, grid, params, result: FilterResult, settings: dict) -> None:
     )
     if result.range_mode == RAW:
         lines.append(
-            f"output:  {result.output}: {oh}x{ow}, raw float32 values "
-            f"{result.minimum:.6g}..{result.maximum:.6g}"
+            f"output:  {result.output}: {oh}x{ow}"
+            + (", 32-bit float TIFF" if result.depth == "32f" else "")
+            + f", raw float32 values {result.minimum:.6g}..{result.maximum:.6g}"
         )
     else:
         lines.append(
-            f"output:  {result.output}: {oh}x{ow} (tensor 1x{oh}x{ow}x1), {result.depth}-bit, "
+            f"output:  {result.output}: {oh}x{ow} (tensor {result.channels}x{oh}x{ow}x1), "
+            f"{_depth_label(result.depth)}{'' if result.mode in ('L', 'I;16', 'F') else ' ' + result.mode}, "
             f"range {result.range_mode} of raw values {result.minimum:.6g}..{result.maximum:.6g}"
         )
     click.echo("\n".join(lines), err=True)
+
+
+def _depth_label(depth) -> str:
+    return "32-bit float" if depth == "32f" else f"{depth}-bit"
 
 
 def _describe_layer(kernel_shape, input_shape, stride, padding, dilation, bias, border="zero") -> str:

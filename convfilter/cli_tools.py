@@ -268,7 +268,7 @@ def explain_command(
         from convfilter.pipeline import read_input
 
         try:
-            shape = read_input(image).values.shape
+            shape = read_input(image).shape
         except ConvFilterError as exc:
             raise click.ClickException(str(exc)) from None
         source = f"{image}: "

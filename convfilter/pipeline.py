@@ -14,24 +14,30 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from convfilter.color import merge_bands, resample_alpha
 from convfilter.core import check_border_use, check_fits, check_kernel, filter_batch, orient_kernel
 from convfilter.errors import ConvFilterError
 from convfilter.geometry import check_padding, standardize_pair
 from convfilter.imageio import (
+    DEFAULT_MAX_PIXELS,
     FORMATS_WITH_16_BIT,
     check_depth,
+    check_depth_value,
+    check_encodable,
+    check_quality,
     check_writable,
     output_format,
+    read_color,
     read_gray,
     same_file,
-    write_pixels,
+    write_image,
 )
 from convfilter.matrixio import is_matrix_path, read_matrix, write_matrix
 from convfilter.pixels import resolve_range, to_pixels
 from convfilter.pooling import check_pool, pool_batch, pool_shape
 
 RAW = "raw"
-"""The range mode reported for matrix outputs: the float32 values as computed."""
+"""The range mode reported for raw float outputs (matrix files, ``--depth 32f``)."""
 RAW_DEPTH = 32
 """The depth reported for matrix outputs: float32."""
 
@@ -40,7 +46,10 @@ RAW_DEPTH = 32
 class FilterResult:
     """What :func:`filter_file` did: shapes, the mapping used and the raw value range.
 
-    For a matrix output ``range_mode`` is ``'raw'`` and ``depth`` 32 (float32).
+    ``depth`` is 8, 16, ``"32f"`` (float TIFF) or 32 (a matrix file, float32);
+    ``range_mode`` is ``'raw'`` for the last two. ``mode`` is the Pillow mode
+    written; ``channels`` is how many images went through the Conv2D as a
+    batch; ``frame`` is the frame read out of the input's ``frames``.
     """
 
     input: str
@@ -48,19 +57,40 @@ class FilterResult:
     input_shape: tuple[int, int]
     output_shape: tuple[int, int]
     range_mode: str
-    depth: int
+    depth: int | str
     minimum: float
     maximum: float
+    mode: str = "L"
+    channels: int = 1
+    frame: int = 0
+    frames: int = 1
 
 
 @dataclass
 class InputData:
-    """A decoded INPUT: ``values`` (``H x W``) in a ``0..max_value`` scale, its depth and image info."""
+    """A decoded INPUT: ``channels`` (``C x H x W``) in a ``0..max_value`` scale, alpha and image info.
 
-    values: np.ndarray
+    Grayscale reads and matrix files have one channel; ``band_mode`` is the
+    mode the channels form (``L`` for one channel).
+    """
+
+    channels: np.ndarray
+    alpha: np.ndarray | None
+    band_mode: str
     max_value: float
-    depth: int
     info: dict
+    frame: int = 0
+    frames: int = 1
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(H, W)`` of the input."""
+        return self.channels.shape[1:]
+
+    @property
+    def depth(self) -> int:
+        """8 for inputs in the 0..255 scale, 16 for the higher-precision ones."""
+        return 8 if self.max_value == 255 else 16
 
 
 @dataclass
@@ -69,49 +99,94 @@ class OutputPlan:
 
     path: str
     fmt: str | None
-    depth: int | None
+    depth: int | str | None
     range_mode: str
+    quality: int | None = None
 
 
-def plan_output(input_path: str, output_path: str, range_mode: str, depth: int | None) -> OutputPlan:
+def plan_output(
+    input_path: str,
+    output_path: str,
+    range_mode: str,
+    depth: int | str | None,
+    *,
+    quality: int | None = None,
+    color: bool = False,
+) -> OutputPlan:
     """Check everything about OUTPUT that needs no decoding; ``range_mode`` must already be resolved.
 
-    Raises ``ValueError`` for a range or depth given with a matrix output and
+    Raises ``ValueError`` for options that a matrix output cannot honour and
     :class:`ConvFilterError` for a file problem.
     """
+    depth = check_depth_value(depth)
     if is_matrix_path(output_path):
-        if depth is not None:
-            raise ValueError(f"{output_path}: depth applies to image outputs; a matrix file holds raw floats")
+        for name, value in (("depth", depth), ("quality", quality), ("color", color or None)):
+            if value is not None:
+                raise ValueError(
+                    f"{output_path}: {name} applies to image outputs; a matrix file holds raw floats"
+                )
         fmt = None
     else:
         fmt = output_format(output_path)
+        check_quality(output_path, fmt, quality)
         if depth is not None:
             check_depth(output_path, fmt, depth)
     check_writable(output_path)
     if same_file(input_path, output_path):
         raise ConvFilterError(f"{output_path}: is the input file; refusing to overwrite it")
-    return OutputPlan(output_path, fmt, depth, range_mode)
+    return OutputPlan(output_path, fmt, depth, range_mode, quality)
 
 
-def read_input(path: str) -> InputData:
-    """Read an image (grayscale rule of :mod:`convfilter.imageio`) or a matrix file (values as they are)."""
+def read_input(
+    path: str, *, color: bool = False, frame: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> InputData:
+    """Read an image (grayscale or colour rule of :mod:`convfilter.modes`) or a matrix file (values as is)."""
     if is_matrix_path(path):
-        return InputData(read_matrix(path), 255.0, 8, {})
-    image = read_gray(path)
-    return InputData(image.pixels, image.max_value, image.depth, image.info)
+        return InputData(read_matrix(path)[np.newaxis], None, "L", 255.0, {})
+    if color:
+        image = read_color(path, frame=frame, max_pixels=max_pixels)
+        return InputData(
+            image.channels, image.alpha, image.mode, image.max_value, image.info, image.frame, image.frames
+        )
+    gray = read_gray(path, frame=frame, max_pixels=max_pixels)
+    return InputData(gray.pixels[np.newaxis], None, "L", gray.max_value, gray.info, gray.frame, gray.frames)
 
 
-def write_output(plan: OutputPlan, data: InputData, values: np.ndarray) -> tuple[str, int]:
-    """Write ``values`` as the plan says; returns the ``(range_mode, depth)`` actually used."""
+def output_target(plan: OutputPlan, data: InputData, input_path: str) -> tuple[int | str, str | None]:
+    """The output's depth and Pillow mode for this input, refused before the model runs if unstorable.
+
+    Matrix outputs give ``(32, None)``.
+    """
     if plan.fmt is None:
-        write_matrix(plan.path, values)
-        return RAW, RAW_DEPTH
+        return RAW_DEPTH, None
     depth = plan.depth
     if depth is None:
         depth = 16 if data.depth == 16 and plan.fmt in FORMATS_WITH_16_BIT else 8
-    pixels = to_pixels(values, plan.range_mode, in_max=data.max_value, depth=depth)
-    write_pixels(plan.path, pixels, plan.fmt, dpi=data.info.get("dpi"))
-    return plan.range_mode, depth
+    return depth, _output_mode(plan.path, plan.fmt, data.band_mode, depth, input_path)
+
+
+def write_output(
+    plan: OutputPlan,
+    data: InputData,
+    values: np.ndarray,
+    depth: int | str,
+    out_mode: str | None,
+    alpha: np.ndarray | None = None,
+) -> str:
+    """Write ``values`` (``C x H' x W'``) as the plan says; returns the range mode actually used."""
+    if plan.fmt is None:
+        write_matrix(plan.path, values[0])
+        return RAW
+    if depth == "32f":
+        pixels, used = values.astype(np.float32), RAW
+    else:
+        pixels, used = to_pixels(values, plan.range_mode, in_max=data.max_value, depth=depth), plan.range_mode
+    picture = merge_bands(pixels, alpha, data.band_mode)
+    if picture.mode != out_mode:
+        picture = picture.convert(out_mode)
+    params = {} if plan.quality is None else {"quality": plan.quality}
+    write_image(plan.path, picture, plan.fmt, dpi=_usable_dpi(data.info.get("dpi")), **params)
+    return used
 
 
 def _check_raw_range(output_path: str, range_mode: str) -> None:
@@ -119,6 +194,14 @@ def _check_raw_range(output_path: str, range_mode: str) -> None:
         raise ValueError(
             f"{output_path}: range {range_mode!r} applies to image outputs; a matrix file holds raw floats"
         )
+
+
+def _prefixed(input_path: str, check, *args):
+    """Run a size check, prefixing its :class:`ConvFilterError` message with the input's name."""
+    try:
+        return check(*args)
+    except ConvFilterError as exc:
+        raise type(exc)(f"{input_path}: {exc}") from None
 
 
 def filter_file(
@@ -131,20 +214,33 @@ def filter_file(
     dilation: int | Sequence[int] = (1, 1),
     bias: float = 0.0,
     range_mode: str = "auto",
-    depth: int | None = None,
+    depth: int | str | None = None,
     border: str = "zero",
     convolve: bool = False,
+    color: bool = False,
+    frame: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    quality: int | None = None,
 ) -> FilterResult:
     """Filter the image or matrix at ``input_path`` and write the result to ``output_path``.
 
-    ``depth`` is the output bit depth (8 or 16); ``None`` keeps the input's
+    ``depth`` is the output depth: 8, 16 (PNG/TIFF) or ``"32f"`` (TIFF: the
+    raw float results, ``range_mode`` not applied); ``None`` keeps the input's
     precision where the output format can store it (16-bit PNG/TIFF inputs
     give 16-bit PNG/TIFF outputs) and is 8 otherwise. ``border`` and
-    ``convolve`` are as in :func:`convfilter.core.filter_array`. Everything
-    that can be checked without decoding (output format, depth, directory,
-    output is the input) is checked first, so a doomed run does no work.
-    Raises ``ValueError`` for bad arguments and :class:`ConvFilterError` for
-    problems with the files.
+    ``convolve`` are as in :func:`convfilter.core.filter_array`. ``color``
+    filters each colour channel with the kernel and keeps the mode (alpha
+    resampled, never filtered; see :mod:`convfilter.color`), otherwise the
+    image is converted to grayscale (:mod:`convfilter.modes`). ``frame`` picks
+    a frame of a multi-frame file (0-based, default the first); ``max_pixels``
+    is the decompression-bomb limit (``None``: none); ``quality`` is
+    JPEG/WebP's.
+
+    Everything that can be checked without decoding (output format, depth,
+    quality, directory, output is the input) is checked first, and what
+    depends on the image (size, mode the output format can store) before the
+    model runs, so a doomed run does no work. Raises ``ValueError`` for bad
+    arguments and :class:`ConvFilterError` for problems with the files.
     """
     grid = orient_kernel(check_kernel(kernel), bool(convolve))
     stride = standardize_pair(stride, "stride")
@@ -153,24 +249,31 @@ def filter_file(
     border = check_border_use(border, padding)
     _check_raw_range(output_path, range_mode)
     mode = resolve_range(range_mode, grid)
-    plan = plan_output(input_path, output_path, mode, depth)
+    _check_count(max_pixels, "max_pixels", 1)
+    _check_count(frame, "frame", 0)
+    plan = plan_output(input_path, output_path, mode, depth, quality=quality, color=color)
 
-    data = read_input(input_path)
-    try:
-        out_shape = check_fits(data.values.shape, grid.shape, stride, padding, dilation)
-    except ConvFilterError as exc:
-        raise type(exc)(f"{input_path}: {exc}") from None
-    values = filter_batch(data.values[np.newaxis], grid, stride, padding, dilation, bias, border=border)[0]
-    used_mode, used_depth = write_output(plan, data, values)
+    data = read_input(input_path, color=color, frame=frame, max_pixels=max_pixels)
+    out_shape = _prefixed(input_path, check_fits, data.shape, grid.shape, stride, padding, dilation)
+    used_depth, out_mode = output_target(plan, data, input_path)
+    values = filter_batch(data.channels, grid, stride, padding, dilation, bias, border=border)
+    alpha = None
+    if data.alpha is not None:
+        alpha = resample_alpha(data.alpha, grid.shape, stride, padding, dilation)
+    used_mode = write_output(plan, data, values, used_depth, out_mode, alpha)
     return FilterResult(
         input=input_path,
         output=output_path,
-        input_shape=data.values.shape,
+        input_shape=data.shape,
         output_shape=out_shape,
         range_mode=used_mode,
         depth=used_depth,
         minimum=float(np.nanmin(values)),
         maximum=float(np.nanmax(values)),
+        mode=out_mode or "F",
+        channels=len(data.channels),
+        frame=data.frame,
+        frames=data.frames,
     )
 
 
@@ -192,19 +295,60 @@ def pool_file(
     kind, pool_size, stride, padding = check_pool(kind, size, stride, padding)
     plan = plan_output(input_path, output_path, "clip", depth)
     data = read_input(input_path)
-    try:
-        out_shape = pool_shape(data.values.shape, pool_size, stride, padding)
-    except ConvFilterError as exc:
-        raise type(exc)(f"{input_path}: {exc}") from None
-    values = pool_batch(data.values[np.newaxis], kind, pool_size, stride, padding)[0]
-    used_mode, used_depth = write_output(plan, data, values)
+    out_shape = _prefixed(input_path, pool_shape, data.shape, pool_size, stride, padding)
+    used_depth, out_mode = output_target(plan, data, input_path)
+    values = pool_batch(data.channels, kind, pool_size, stride, padding)
+    used_mode = write_output(plan, data, values, used_depth, out_mode)
     return FilterResult(
         input=input_path,
         output=output_path,
-        input_shape=data.values.shape,
+        input_shape=data.shape,
         output_shape=out_shape,
         range_mode=used_mode,
         depth=used_depth,
         minimum=float(np.nanmin(values)),
         maximum=float(np.nanmax(values)),
+        mode=out_mode or "F",
     )
+
+
+def _check_count(value: int | None, name: str, minimum: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(
+            f"The `{name}` argument must be an integer >= {minimum} or None. Received: {name}={value!r}"
+        )
+
+
+def _output_mode(path: str, fmt: str, band_mode: str, depth: int | str, input_path: str) -> str:
+    """The Pillow mode to write, refused before any work if ``fmt`` cannot store it.
+
+    8-bit keeps the bands' mode, except CMYK, which becomes RGB for formats
+    without CMYK (PNG, BMP); 16 and ``"32f"`` are single-channel only.
+    """
+    if depth != 8:
+        if band_mode != "L":
+            raise ConvFilterError(
+                f"{input_path}: is {band_mode}; only single-channel images can be written at depth {depth}, "
+                "use --depth 8 or leave out --color"
+            )
+        out_mode = "I;16" if depth == 16 else "F"
+    else:
+        out_mode = band_mode
+        if band_mode == "CMYK":
+            try:
+                check_encodable(path, fmt, "CMYK")
+            except ConvFilterError:
+                out_mode = "RGB"
+    check_encodable(path, fmt, out_mode)
+    return out_mode
+
+
+def _usable_dpi(dpi) -> tuple[float, float] | None:
+    """The input's DPI when it is a pair of positive finite numbers, else ``None``."""
+    try:
+        x, y = (float(v) for v in dpi)
+    except (TypeError, ValueError):
+        return None
+    return (x, y) if all(np.isfinite(v) and v > 0 for v in (x, y)) else None
