@@ -31,23 +31,31 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from convfilter.core import check_fits, check_kernel, filter_batch
+from convfilter.color import resample_alpha
+from convfilter.core import check_border_use, check_fits, check_kernel, filter_batch, orient_kernel
 from convfilter.errors import ConvFilterError
 from convfilter.geometry import check_padding, standardize_pair
 from convfilter.imageio import (
-    FORMATS_WITH_16_BIT,
-    FORMATS_WITH_DPI,
-    GrayImage,
+    DEFAULT_MAX_PIXELS,
     check_depth,
-    check_writable,
+    check_depth_value,
+    check_quality,
     exists_message,
     output_format,
-    read_gray,
-    same_file,
-    write_pixels,
 )
-from convfilter.pipeline import FilterResult
-from convfilter.pixels import resolve_range, to_pixels
+from convfilter.matrixio import format_matrix, is_matrix_path
+from convfilter.pipeline import (
+    FilterResult,
+    InputData,
+    OutputPlan,
+    output_target,
+    plan_output,
+    read_input,
+    render_output,
+    save_params,
+    write_output,
+)
+from convfilter.pixels import resolve_range
 
 STDIO = "-"
 STDIN_NAME = "<stdin>"
@@ -61,7 +69,12 @@ class PlanError(ValueError):
 
 @dataclass
 class Settings:
-    """Everything that is the same for every file of a run (validated by :func:`make_settings`)."""
+    """Everything that is the same for every file of a run (validated by :func:`make_settings`).
+
+    ``kernel`` holds the weights the Conv2D gets (already flipped for
+    ``convolve``); ``range_mode`` is resolved, ``range_request`` is what was
+    asked (matrix outputs refuse anything but ``auto``).
+    """
 
     kernel: np.ndarray
     stride: tuple[int, int] = (1, 1)
@@ -69,9 +82,15 @@ class Settings:
     dilation: tuple[int, int] = (1, 1)
     bias: float = 0.0
     range_mode: str = "clip"
-    depth: int | None = None
+    depth: int | str | None = None
+    border: str = "zero"
+    color: bool = False
+    frame: int | None = None
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    quality: int | None = None
     png_compression: int | None = 1
     overwrite: bool = False
+    range_request: str = "auto"
 
 
 def make_settings(
@@ -82,45 +101,77 @@ def make_settings(
     dilation: int | Sequence[int] = (1, 1),
     bias: float = 0.0,
     range_mode: str = "auto",
-    depth: int | None = None,
+    depth: int | str | None = None,
+    border: str = "zero",
+    convolve: bool = False,
+    color: bool = False,
+    frame: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    quality: int | None = None,
     png_compression: int | None = 1,
     overwrite: bool = False,
 ) -> Settings:
     """Validate the run's arguments (``ValueError`` if one is bad) and resolve ``range_mode='auto'``.
 
-    ``png_compression`` is zlib's level 0..9 for PNG outputs (``None``: Pillow's
-    default, 6); ``overwrite`` allows replacing existing outputs.
+    The arguments are those of :func:`convfilter.pipeline.filter_file`, plus
+    ``png_compression``, zlib's level 0..9 for PNG outputs (``None``: Pillow's
+    default, 6), and ``overwrite``, which allows replacing existing outputs.
     """
-    grid = check_kernel(kernel)
+    grid = orient_kernel(check_kernel(kernel), bool(convolve))
     bias = float(bias)
     if not np.isfinite(bias):
         raise ValueError(f"bias must be a finite number, got {bias!r}")
-    if depth not in (None, 8, 16):
-        raise ValueError(f"depth must be 8 or 16, got {depth!r}")
+    padding = check_padding(padding)
     if png_compression is not None and not 0 <= png_compression <= 9:
         raise ValueError(f"PNG compression must be 0..9, got {png_compression!r}")
+    _check_count(max_pixels, "max_pixels", 1)
+    _check_count(frame, "frame", 0)
+    if quality is not None:
+        check_quality("", "JPEG", quality)
     return Settings(
         kernel=grid,
         stride=standardize_pair(stride, "stride"),
-        padding=check_padding(padding),
+        padding=padding,
         dilation=standardize_pair(dilation, "dilation"),
         bias=bias,
         range_mode=resolve_range(range_mode, grid),
-        depth=depth,
+        depth=check_depth_value(depth),
+        border=check_border_use(border, padding),
+        color=bool(color),
+        frame=frame,
+        max_pixels=max_pixels,
+        quality=quality,
         png_compression=png_compression,
         overwrite=overwrite,
+        range_request=range_mode,
     )
+
+
+def _check_count(value: int | None, name: str, minimum: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(
+            f"The `{name}` argument must be an integer >= {minimum} or None. Received: {name}={value!r}"
+        )
 
 
 @dataclass
 class Job:
-    """One input and the output planned for it; ``error``/``skip`` are decided before decoding."""
+    """One input and the output planned for it; ``error``/``skip``/``plan`` are decided before decoding.
+
+    ``format`` is the output's format by extension (``png``, ``npy`` ...)
+    where the name does not say it (standard output); ``usage`` marks an
+    ``error`` that comes from the options rather than the file.
+    """
 
     input: str
     output: str | None
     format: str | None = None
     error: str | None = None
     skip: bool = False
+    plan: OutputPlan | None = None
+    usage: bool = False
 
 
 @dataclass
@@ -135,6 +186,7 @@ class FileResult:
     error: str | None = None
     detail: FilterResult | None = field(default=None, repr=False)
     data: bytes | None = field(default=None, repr=False)
+    exception: BaseException | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict:
         """The fields a ``--json`` line shows."""
@@ -149,9 +201,14 @@ class FileResult:
 
 
 def readable_extensions() -> frozenset[str]:
-    """File extensions (lower case, with the dot) of the formats Pillow can open."""
+    """File extensions (lower case, with the dot) that ``--recursive`` picks: Pillow's and ``.npy``.
+
+    ``.csv`` and ``.txt`` matrices are taken only when named: directories
+    often hold text files that are no matrices.
+    """
     Image.init()
-    return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+    images = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+    return frozenset(images | {".npy"})
 
 
 def expand_inputs(
@@ -282,30 +339,39 @@ def _refuse_collisions(jobs: Sequence[Job]) -> None:
 def check_jobs(
     jobs: Sequence[Job], settings: Settings, *, skip_existing: bool = False, make_dirs: bool = False
 ) -> None:
-    """Decide, without decoding, which jobs fail or are skipped; sets ``error``/``skip``/``format``.
+    """Decide, without decoding, which jobs fail or are skipped; sets ``error``/``skip``/``plan``.
 
-    Checks the output format and depth, that the directory exists (created
-    first if ``make_dirs``) and is writable, that the output is no input of
-    the run, and what to do with an existing output: skip it with
+    Every check of :func:`convfilter.pipeline.plan_output` (format, depth,
+    quality, matrix outputs, writable directory, output is the input), with
+    the directory created first if ``make_dirs``; then that the output is no
+    input of the run, and what to do with an existing output: skip it with
     ``skip_existing``, replace it with ``settings.overwrite``, otherwise fail.
+    A ``ValueError`` (an option the output cannot honour) fails its job with
+    ``usage`` set.
     """
     inputs = {_key(job.input) for job in jobs if job.input != STDIO}
     for job in jobs:
         if job.error is not None or job.output is None:
             continue
         try:
-            job.format = _check_job(job, settings, inputs, skip_existing, make_dirs)
+            job.plan = _check_job(job, settings, inputs, skip_existing, make_dirs)
         except ConvFilterError as exc:
             job.error = str(exc)
+        except ValueError as exc:
+            job.error, job.usage = str(exc), True
 
 
-def _check_job(job: Job, settings: Settings, inputs: set[str], skip_existing: bool, make_dirs: bool) -> str:
+def _check_job(
+    job: Job, settings: Settings, inputs: set[str], skip_existing: bool, make_dirs: bool
+) -> OutputPlan:
     output = job.output
-    fmt = output_format(output if job.format is None else f"x.{job.format}")
-    if settings.depth is not None:
-        check_depth(output, fmt, settings.depth)
     if output == STDIO:
-        return fmt
+        return stdout_plan(job.format or "png", settings)
+    if is_matrix_path(output) and settings.range_request != "auto":
+        raise ValueError(
+            f"{output}: range {settings.range_request!r} applies to image outputs; "
+            "a matrix file holds raw floats"
+        )
     if make_dirs:
         parent = os.path.dirname(output)
         try:
@@ -313,9 +379,14 @@ def _check_job(job: Job, settings: Settings, inputs: set[str], skip_existing: bo
                 os.makedirs(parent, exist_ok=True)
         except OSError as exc:
             raise ConvFilterError(f"{output}: cannot create directory {parent} ({exc.strerror})") from None
-    check_writable(output)
-    if job.input != STDIO and same_file(job.input, output):
-        raise ConvFilterError(f"{output}: is the input file; refusing to overwrite it")
+    plan = plan_output(
+        job.input,
+        output,
+        settings.range_mode,
+        settings.depth,
+        quality=settings.quality,
+        color=settings.color,
+    )
     if _key(output) in inputs:
         raise ConvFilterError(f"{output}: is an input of this run; refusing to overwrite it")
     if os.path.lexists(output):
@@ -323,13 +394,44 @@ def _check_job(job: Job, settings: Settings, inputs: set[str], skip_existing: bo
             job.skip = True
         elif not settings.overwrite:
             raise ConvFilterError(exists_message(output))
-    return fmt
+    return plan
+
+
+def stdout_plan(ext: str, settings: Settings) -> OutputPlan:
+    """The output plan for standard output in the format of extension ``ext`` (``png``, ``npy`` ...)."""
+    if is_matrix_path(f"x.{ext}"):
+        for name, value in (
+            ("depth", settings.depth),
+            ("quality", settings.quality),
+            ("color", settings.color or None),
+            ("range", None if settings.range_request == "auto" else settings.range_request),
+        ):
+            if value is not None:
+                raise ValueError(f"{STDIO}: {name} applies to image outputs; a matrix file holds raw floats")
+        return OutputPlan(STDIO, None, None, settings.range_mode)
+    fmt = output_format(f"x.{ext}")
+    check_quality(STDIO, fmt, settings.quality)
+    if settings.depth is not None:
+        check_depth(STDIO, fmt, settings.depth)
+    return OutputPlan(STDIO, fmt, settings.depth, settings.range_mode, settings.quality)
+
+
+@dataclass
+class _Decoded:
+    """A decoded input, checked against the kernel and the output format before the model runs."""
+
+    data: InputData
+    depth: int | str
+    out_mode: str | None
+    out_shape: tuple[int, int]
 
 
 class BatchRunner:
     """Run planned jobs: decode and encode in ``workers`` threads, the model on same-size batches.
 
-    Iterate :meth:`run` for one :class:`FileResult` per job (jobs decided by
+    Every channel of every image of one size goes through the Conv2D in one
+    batch (an RGB image with ``color`` is three channels). Iterate
+    :meth:`run` for one :class:`FileResult` per job (jobs decided by
     :func:`check_jobs` first, then the rest as they finish). If the iteration
     stops early (an exception such as ``KeyboardInterrupt``, or the consumer
     closing it), no new file is started, the files being written are
@@ -377,7 +479,7 @@ class BatchRunner:
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="convfilter")
         decoding: deque[tuple[Job, Future]] = deque()
         encoding: set[Future] = set()
-        groups: dict[tuple[int, int], list[tuple[Job, GrayImage]]] = {}
+        groups: dict[tuple[int, int], list[tuple[Job, _Decoded]]] = {}
         window = 2 * self.batch_size + 2 * self.workers  # images held at once: decoded, grouped, encoding
         stopped = False
         try:
@@ -395,26 +497,14 @@ class BatchRunner:
                 if decoding:
                     job, future = decoding.popleft()
                     try:
-                        image = future.result()
-                        check_fits(
-                            image.pixels.shape,
-                            self.settings.kernel.shape,
-                            self.settings.stride,
-                            self.settings.padding,
-                            self.settings.dilation,
-                        )
+                        decoded = future.result()
                     except (ConvFilterError, MemoryError) as exc:
-                        message = (
-                            str(exc) if isinstance(exc, ConvFilterError) else "out of memory decoding it"
-                        )
-                        if not message.startswith(f"{_shown(job.input)}: "):
-                            message = f"{_shown(job.input)}: {message}"
-                        yield FileResult(job.input, job.output, FAILED, error=message)
+                        yield _failed(job, exc, "out of memory decoding it")
                         if self.fail_fast:
                             stopped = True
                             break
                         continue
-                    groups.setdefault(image.pixels.shape, []).append((job, image))
+                    groups.setdefault(decoded.data.shape, []).append((job, decoded))
                     if self._batch_full(groups) or not (todo or decoding):
                         encoding.update(self._filter_groups(groups, pool))
                 elif groups:
@@ -439,17 +529,19 @@ class BatchRunner:
                     self.unreported.append(future.result())
 
     def _batch_full(self, groups: dict) -> bool:
-        pixels = sum(shape[0] * shape[1] * len(items) for shape, items in groups.items())
+        pixels = sum(decoded.data.channels.size for items in groups.values() for _, decoded in items)
         return _count(groups) >= self.batch_size or pixels >= self.max_batch_pixels
 
     def _filter_groups(self, groups: dict, pool: ThreadPoolExecutor) -> list[Future]:
-        """Run the model on each group of same-size images; hand the results to the encoders."""
+        """Run the model on all the channels of each group of same-size images; hand results to encoders."""
         s = self.settings
         futures = []
         for items in groups.values():
-            stack = np.stack([image.pixels for _, image in items])
+            stack = np.concatenate([decoded.data.channels for _, decoded in items])
             try:
-                values = filter_batch(stack, s.kernel, s.stride, s.padding, s.dilation, s.bias)
+                values = filter_batch(
+                    stack, s.kernel, s.stride, s.padding, s.dilation, s.bias, border=s.border
+                )
             except Exception as exc:  # e.g. TensorFlow cannot allocate a large batch
                 if len(items) > 1:
                     futures.extend(self._filter_groups({None: items[:1]}, pool))
@@ -459,44 +551,73 @@ class BatchRunner:
                 message = f"{_shown(job.input)}: the model failed ({_one_line(exc)})"
                 futures.append(_done(FileResult(job.input, job.output, FAILED, error=message)))
                 continue
-            for (job, image), result in zip(items, values, strict=True):
-                futures.append(pool.submit(self._encode, job, image, result))
+            start = 0
+            for job, decoded in items:
+                count = len(decoded.data.channels)
+                futures.append(pool.submit(self._encode, job, decoded, values[start : start + count]))
+                start += count
         groups.clear()
         return futures
 
-    def _decode(self, job: Job) -> GrayImage:
-        if job.input == STDIO:
-            return read_gray(STDIN_NAME, source=io.BytesIO(self.stdin_data or b""))
-        return read_gray(job.input)
-
-    def _encode(self, job: Job, image: GrayImage, values: np.ndarray) -> FileResult:
+    def _decode(self, job: Job) -> _Decoded:
+        """Read the input, then check it fits the kernel and that the output can store it."""
         s = self.settings
-        fmt = job.format or output_format(job.output)
-        depth = s.depth or (16 if image.depth == 16 and fmt in FORMATS_WITH_16_BIT else 8)
-        data = None
+        source = io.BytesIO(self.stdin_data or b"") if job.input == STDIO else None
+        name = _shown(job.input)
+        data = read_input(name, color=s.color, frame=s.frame, max_pixels=s.max_pixels, source=source)
         try:
-            pixels = to_pixels(values, s.range_mode, in_max=image.max_value, depth=depth)
-            params = png_params(s.png_compression) if fmt == "PNG" else {}
-            dpi = image.info.get("dpi")
-            if job.output == STDIO:
-                data = encode_image(pixels, fmt, dpi=dpi, **params)
-            else:
-                write_pixels(job.output, pixels, fmt, dpi=dpi, replace=s.overwrite, **params)
+            out_shape = check_fits(data.shape, s.kernel.shape, s.stride, s.padding, s.dilation)
         except ConvFilterError as exc:
-            return FileResult(job.input, job.output, FAILED, image.pixels.shape, error=str(exc))
+            raise type(exc)(f"{name}: {exc}") from None
+        depth, out_mode = output_target(job.plan, data, name)
+        return _Decoded(data, depth, out_mode, out_shape)
+
+    def _encode(self, job: Job, decoded: _Decoded, values: np.ndarray) -> FileResult:
+        s, data, plan = self.settings, decoded.data, job.plan
+        alpha = None
+        if data.alpha is not None:
+            alpha = resample_alpha(data.alpha, s.kernel.shape, s.stride, s.padding, s.dilation)
+        params = png_params(s.png_compression) if plan.fmt == "PNG" else {}
+        encoded = None
+        try:
+            if job.output == STDIO:
+                picture, used = render_output(plan, data, values, decoded.depth, decoded.out_mode, alpha)
+                if plan.fmt is None:
+                    encoded = encode_matrix(picture, job.format)
+                else:
+                    encoded = encode_image(picture, plan.fmt, **save_params(plan, data, **params))
+            else:
+                used = write_output(
+                    plan, data, values, decoded.depth, decoded.out_mode, alpha, replace=s.overwrite, **params
+                )
+        except ConvFilterError as exc:
+            return FileResult(job.input, job.output, FAILED, data.shape, error=str(exc), exception=exc)
         detail = FilterResult(
             input=_shown(job.input),
             output=job.output,
-            input_shape=image.pixels.shape,
-            output_shape=values.shape,
-            range_mode=s.range_mode,
-            depth=depth,
+            input_shape=data.shape,
+            output_shape=decoded.out_shape,
+            range_mode=used,
+            depth=decoded.depth,
             minimum=float(np.nanmin(values)),
             maximum=float(np.nanmax(values)),
+            mode=decoded.out_mode or "F",
+            channels=len(data.channels),
+            frame=data.frame,
+            frames=data.frames,
         )
         return FileResult(
-            job.input, job.output, WRITTEN, image.pixels.shape, values.shape, detail=detail, data=data
+            job.input, job.output, WRITTEN, data.shape, decoded.out_shape, detail=detail, data=encoded
         )
+
+
+def _failed(job: Job, exc: BaseException, memory_message: str) -> FileResult:
+    """A failed decode: a :class:`ConvFilterError` names its file already, a ``MemoryError`` does not."""
+    if isinstance(exc, ConvFilterError):
+        message = str(exc)
+    else:
+        message = f"{_shown(job.input)}: {memory_message}"
+    return FileResult(job.input, job.output, FAILED, error=message, exception=exc)
 
 
 def png_params(level: int | None) -> dict:
@@ -515,16 +636,24 @@ def png_params(level: int | None) -> dict:
     return {"compress_level": level}
 
 
-def encode_image(pixels: np.ndarray, fmt: str, *, dpi: tuple | None = None, **params) -> bytes:
-    """Encode ``pixels`` as ``fmt`` in memory (for standard output)."""
-    if dpi and fmt in FORMATS_WITH_DPI:
-        params["dpi"] = dpi
+def encode_image(picture: Image.Image, fmt: str, **params) -> bytes:
+    """Encode ``picture`` as ``fmt`` in memory (for standard output); ``params`` are Pillow's options."""
     buffer = io.BytesIO()
     try:
-        Image.fromarray(pixels).save(buffer, format=fmt, **params)
-    except (OSError, ValueError) as exc:
-        raise ConvFilterError(f"{STDIO}: cannot encode {fmt} ({exc})") from None
+        picture.save(buffer, format=fmt, **params)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConvFilterError(f"{STDIO}: cannot encode {fmt} ({_one_line(exc)})") from None
     return buffer.getvalue()
+
+
+def encode_matrix(matrix: np.ndarray, ext: str) -> bytes:
+    """``matrix`` as the raw float32 bytes of a ``.npy``, ``.csv`` or ``.txt`` file (for standard output)."""
+    values = np.asarray(matrix, dtype=np.float32)
+    if ext == "npy":
+        buffer = io.BytesIO()
+        np.save(buffer, values, allow_pickle=False)
+        return buffer.getvalue()
+    return format_matrix(values, "," if ext == "csv" else " ").encode("ascii")
 
 
 def default_workers() -> int:

@@ -35,8 +35,9 @@ from convfilter.batch import (
     expand_inputs,
     plan_outputs,
 )
-from convfilter.errors import ConvFilterError
+from convfilter.errors import ConvFilterError, ImageTooSmallError
 from convfilter.imageio import output_format
+from convfilter.matrixio import is_matrix_path
 from convfilter.pipeline import FilterResult
 
 EXIT_INTERRUPTED = 130
@@ -67,11 +68,14 @@ def _check_format(ctx: click.Context, param: click.Parameter, value: str | None)
     if value is None:
         return None
     ext = value.lower().lstrip(".")
+    if is_matrix_path(f"x.{ext}"):
+        return ext
     try:
         output_format(f"x.{ext}")
     except ConvFilterError:
         raise click.BadParameter(
-            f"{value!r} is not a format Pillow can write (png, jpg, tif, bmp, webp ...)"
+            f"{value!r} is not a format Pillow can write (png, jpg, tif, bmp, webp ...) "
+            "nor a matrix file (npy, csv, txt)"
         ) from None
     return ext
 
@@ -103,8 +107,8 @@ def batch_options(command: Callable) -> Callable:
             "out_format",
             metavar="EXT",
             callback=_check_format,
-            help="Output format by extension (png, jpg, tif ...) for -o/--output-template outputs "
-            "and standard output (default there: png).",
+            help="Output format by extension (png, jpg, tif ..., or npy, csv, txt for raw float "
+            "matrices) for -o/--output-template outputs and standard output (default there: png).",
         ),
         click.option("-r", "--recursive", is_flag=True, help="Filter the images in directories, and below."),
         click.option(
@@ -159,13 +163,19 @@ def filter_paths(
     opts: BatchOptions,
     settings: Settings,
     describe: Callable[[FilterResult], None] | None = None,
+    *,
+    too_small_param: str | None = None,
 ) -> None:
-    """Run a kernel command on ``paths``; ``describe`` prints a written file's details (``-v``)."""
+    """Run a kernel command on ``paths``; ``describe`` prints a written file's details (``-v``).
+
+    In the single-file form an image too small for the kernel is a bad
+    ``too_small_param`` (exit 2) when one is named, as for ``custom --kernel``.
+    """
     if opts.overwrite and opts.skip_existing:
         raise click.UsageError("--overwrite and --skip-existing exclude each other.")
     try:
         if _is_single(paths, opts):
-            _single(paths[0], paths[1], opts, settings, describe)
+            _single(paths[0], paths[1], opts, settings, describe, too_small_param)
         else:
             _batch(kernel_name, paths, opts, settings, describe)
     except KeyboardInterrupt:
@@ -199,7 +209,7 @@ def _is_single(paths: Sequence[str], opts: BatchOptions) -> bool:
     )
 
 
-def _single(input_path: str, output_path: str, opts, settings, describe) -> None:
+def _single(input_path: str, output_path: str, opts, settings, describe, too_small_param) -> None:
     if opts.recursive or opts.suffix:
         raise click.UsageError("--recursive and --suffix need -o DIR or --output-template.")
     if opts.out_format is not None and output_path != STDIO:
@@ -218,18 +228,34 @@ def _single(input_path: str, output_path: str, opts, settings, describe) -> None
         if not stdin_data:
             raise click.ClickException("<stdin>: no image data on standard input")
     check_jobs([job], settings, skip_existing=opts.skip_existing)
+    if job.usage:
+        raise click.UsageError(job.error)
     runner = BatchRunner([job], settings, workers=1, stdin_data=stdin_data)
     for result in runner.run():
         if opts.json_lines:
             click.echo(json.dumps(result.as_dict()))
         if result.status == FAILED:
+            if too_small_param is not None and isinstance(result.exception, ImageTooSmallError):
+                raise click.BadParameter(result.error, param_hint=too_small_param)
             raise click.ClickException(result.error)
         if result.data is not None:
             stdout = sys.stdout.buffer
             stdout.write(result.data)
             stdout.flush()
+        _frame_note(result, settings)
         if describe is not None and result.detail is not None:
             describe(result.detail)
+
+
+def _frame_note(result: FileResult, settings: Settings) -> None:
+    """Say that a multi-frame input had only its first frame filtered (when no --frame was given)."""
+    detail = result.detail
+    if settings.frame is None and detail is not None and detail.frames > 1:
+        click.echo(
+            f"note: {detail.input} has {detail.frames} frames; filtered frame 0 "
+            "(pick another with --frame N)",
+            err=True,
+        )
 
 
 def _read_list(opts: BatchOptions) -> list[str]:
@@ -282,7 +308,10 @@ def _batch(kernel_name: str, paths: Sequence[str], opts, settings, describe) -> 
             click.echo(json.dumps(result.as_dict()))
         if result.status == FAILED:
             click.echo(f"Error: {result.error}", err=True)
-        elif describe is not None and result.detail is not None:
+            return
+        if not opts.quiet:
+            _frame_note(result, settings)
+        if describe is not None and result.detail is not None:
             describe(result.detail)
 
     show_bar = not opts.quiet and len(jobs) > 1 and sys.stderr.isatty()

@@ -10,8 +10,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from convfilter.borders import check_border, pad_batch
 from convfilter.errors import ImageTooSmallError
 from convfilter.geometry import (
+    KERAS_PADDINGS,
     check_padding,
     dilated_extent,
     output_shape,
@@ -62,6 +64,26 @@ def check_fits(
     return out
 
 
+def check_border_use(border: str, padding: str) -> str:
+    """Return ``border`` checked; a non-zero border needs 'same' or 'full' padding to mean anything."""
+    border = check_border(border)
+    if border != "zero" and padding == "valid":
+        raise ValueError(
+            f"border {border!r} has no effect with padding 'valid' (nothing is padded); "
+            "use padding 'same' or 'full'"
+        )
+    return border
+
+
+def orient_kernel(kernel: np.ndarray, convolve: bool) -> np.ndarray:
+    """The weights the Conv2D gets: ``kernel`` as is (cross-correlation) or flipped in both axes.
+
+    Flipping rows and columns turns Keras's cross-correlation into true
+    mathematical convolution: ``out[i] = sum(x[i - a] * k[a])``.
+    """
+    return np.ascontiguousarray(kernel[::-1, ::-1]) if convolve else kernel
+
+
 def filter_array(
     image: np.ndarray,
     kernel: np.ndarray | Sequence,
@@ -70,13 +92,19 @@ def filter_array(
     padding: str = "valid",
     dilation: int | Sequence[int] = (1, 1),
     bias: float = 0.0,
+    border: str = "zero",
+    convolve: bool = False,
 ) -> np.ndarray:
     """Filter a 2-D array with a single-filter Keras ``Conv2D`` and return the raw float32 result.
 
     ``image`` is ``H x W``; ``kernel`` is ``kh x kw`` and is applied by
-    cross-correlation (not flipped), exactly as ``Conv2D`` applies its weights.
+    cross-correlation (not flipped), exactly as ``Conv2D`` applies its weights,
+    unless ``convolve`` is true (the kernel is flipped in both axes first).
     ``stride`` and ``dilation`` are ``(rows, columns)``; ``padding`` is
-    ``'valid'`` or ``'same'`` with TensorFlow's padding split.
+    ``'valid'``, ``'same'`` (TensorFlow's padding split) or ``'full'``
+    (``d*(k-1)`` on every side). ``border`` is what 'same' and 'full' pad
+    with: ``'zero'``, ``'reflect'``, ``'symmetric'``, ``'replicate'`` or
+    ``'wrap'`` (see :mod:`convfilter.borders`).
 
     Keras refuses ``dilation > 1`` together with ``stride > 1``; here that
     combination gives the result the definition gives: the input is padded as
@@ -89,15 +117,16 @@ def filter_array(
     image = np.asarray(image)
     if image.ndim != 2 or image.size == 0:
         raise ValueError(f"image must be a non-empty 2-D array, got shape {image.shape}")
-    grid = check_kernel(kernel)
+    grid = orient_kernel(check_kernel(kernel), bool(convolve))
     stride = standardize_pair(stride, "stride")
     dilation = standardize_pair(dilation, "dilation")
     padding = check_padding(padding)
+    border = check_border_use(border, padding)
     bias = float(bias)
     if not np.isfinite(bias):
         raise ValueError(f"bias must be a finite number, got {bias!r}")
     check_fits(image.shape, grid.shape, stride, padding, dilation)
-    return filter_batch(image[np.newaxis], grid, stride, padding, dilation, bias)[0]
+    return filter_batch(image[np.newaxis], grid, stride, padding, dilation, bias, border=border)[0]
 
 
 def filter_batch(
@@ -107,11 +136,24 @@ def filter_batch(
     padding: str,
     dilation: tuple[int, int],
     bias: float,
+    *,
+    border: str = "zero",
 ) -> np.ndarray:
-    """Filter ``N x H x W`` images of one size (arguments already validated); returns ``N x H' x W'``."""
+    """Filter ``N x H x W`` images of one size (arguments already validated); returns ``N x H' x W'``.
+
+    'full' padding and every non-zero ``border`` are padded here, with the
+    amounts and split of :func:`convfilter.geometry.padding_amounts`; the
+    Conv2D then runs with 'valid'. Zero 'same' padding is left to Keras.
+    """
     from convfilter.model import run_conv
 
     batch = np.asarray(batch, dtype=np.float32)[..., np.newaxis]
+    if padding not in KERAS_PADDINGS or (padding != "valid" and border != "zero"):
+        _, h, w, _ = batch.shape
+        pad_y = padding_amounts(h, kernel.shape[0], stride[0], dilation[0], padding)
+        pad_x = padding_amounts(w, kernel.shape[1], stride[1], dilation[1], padding)
+        batch = pad_batch(batch, pad_y, pad_x, border)
+        padding = "valid"
     if max(stride) == 1 or max(dilation) == 1:
         return run_conv(batch, kernel, bias=bias, stride=stride, padding=padding, dilation=dilation)
     # Keras refuses this combination: pad explicitly, run at stride 1, subsample.

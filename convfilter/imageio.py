@@ -1,17 +1,21 @@
-"""Reading images as grayscale float arrays and writing pixels atomically.
+"""Reading images into float planes and writing pixels atomically.
 
-Grayscale rule: 16-bit grayscale (``I;16``, ``I;16B``, ``I;16L``) and 32-bit
-integer (``I``) images keep their values in a 0..65535 scale; float images
-(``F``) keep their values in a 0..1 scale; every other mode goes through
-Pillow's ``convert("L")`` (ITU-R 601-2 luma, ``L = R*299/1000 + G*587/1000 +
-B*114/1000``) and uses a 0..255 scale. EXIF orientation is applied first.
+Reading (:func:`read_gray`, :func:`read_color`) opens the file with Pillow,
+refuses it before decoding when it claims more than ``max_pixels`` pixels
+(Pillow's decompression-bomb limit, set explicitly for every read), picks one
+frame of a multi-frame file, applies the EXIF orientation, then converts the
+pixels by the rules in :mod:`convfilter.modes`. Every failure is a
+:class:`ConvFilterError` whose one-line message starts with the path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -19,26 +23,71 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from convfilter.errors import ConvFilterError
+from convfilter.modes import Planes, color_planes, gray_planes
 
-SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 COMMON_EXTENSIONS = ".png, .jpg, .jpeg, .tif, .tiff, .bmp, .webp"
 FORMATS_WITH_16_BIT = ("PNG", "TIFF")
+FORMATS_WITH_FLOAT = ("TIFF",)
+FORMATS_WITH_QUALITY = ("JPEG", "WEBP")
 FORMATS_WITH_DPI = ("PNG", "JPEG", "TIFF", "BMP")
+DEFAULT_MAX_PIXELS = 2**28
+EXIF_ORIENTATION = 0x0112
+TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
 
 
 @dataclass
 class GrayImage:
-    """A decoded image: ``pixels`` (``H x W`` float32) in a ``0..max_value`` scale."""
+    """A decoded image: ``pixels`` (``H x W`` float32) in a ``0..max_value`` scale.
+
+    ``frame`` is the frame that was read (0-based) out of ``frames``.
+    """
 
     pixels: np.ndarray
     max_value: float
     mode: str
     info: dict = field(default_factory=dict)
+    frame: int = 0
+    frames: int = 1
 
     @property
     def depth(self) -> int:
         """8 for images read in the 0..255 scale, 16 for the higher-precision ones."""
         return 8 if self.max_value == 255 else 16
+
+
+@dataclass
+class ColorImage:
+    """A decoded image split by :func:`convfilter.modes.color_planes`.
+
+    ``channels`` is ``C x H x W`` float32 in a ``0..max_value`` scale,
+    ``alpha`` is ``H x W`` uint8 or ``None``; ``mode`` is the mode the
+    channels form (``L``, ``LA``, ``RGB``, ``RGBA``, ``CMYK``) and
+    ``source_mode`` the mode of the file.
+    """
+
+    channels: np.ndarray
+    alpha: np.ndarray | None
+    mode: str
+    source_mode: str
+    max_value: float
+    info: dict = field(default_factory=dict)
+    frame: int = 0
+    frames: int = 1
+
+    @property
+    def depth(self) -> int:
+        """8 for images read in the 0..255 scale, 16 for the higher-precision ones."""
+        return 8 if self.max_value == 255 else 16
+
+
+def check_depth_value(depth: int | str | None) -> int | str | None:
+    """Normalise an output depth (8, 16, ``"32f"``, their strings, or ``None``) or raise ``ValueError``."""
+    if depth is None:
+        return None
+    normal = {"8": 8, "16": 16, "32f": "32f"}.get(str(depth).lower())
+    if normal is None or isinstance(depth, bool | float):
+        raise ValueError(f"The `depth` argument must be 8, 16 or '32f'. Received: depth={depth!r}")
+    return normal
 
 
 def output_format(path: str) -> str:
@@ -55,24 +104,96 @@ def output_format(path: str) -> str:
     return fmt
 
 
-def check_depth(path: str, fmt: str, depth: int) -> None:
-    """Raise :class:`ConvFilterError` if ``fmt`` cannot store pixels of ``depth`` bits."""
+def check_depth(path: str, fmt: str, depth: int | str) -> None:
+    """Raise :class:`ConvFilterError` if ``fmt`` cannot store pixels of ``depth`` (8, 16 or ``"32f"``)."""
     if depth == 16 and fmt not in FORMATS_WITH_16_BIT:
         raise ConvFilterError(f"{path}: {fmt} cannot store 16-bit pixels; use .png or .tif")
+    if depth == "32f" and fmt not in FORMATS_WITH_FLOAT:
+        raise ConvFilterError(f"{path}: {fmt} cannot store 32-bit float pixels; use .tif")
 
 
-def read_gray(path: str, source: BinaryIO | None = None) -> GrayImage:
-    """Decode ``path`` and convert it to grayscale by the module's rule.
+def check_quality(path: str, fmt: str, quality: int | None) -> None:
+    """Raise ``ValueError`` unless ``quality`` is ``None`` or 1..100 for a format that takes one."""
+    if quality is None:
+        return
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise ValueError(f"The `quality` argument must be an integer 1..100. Received: quality={quality!r}")
+    if fmt not in FORMATS_WITH_QUALITY:
+        raise ValueError(f"{path}: --quality applies to JPEG and WebP output only, not {fmt}")
 
-    ``source``, if given, is an open binary file (standard input, bytes in
-    memory) read instead of ``path``; ``path`` then only names it in messages.
-    Every failure is a :class:`ConvFilterError` whose message starts with ``path``.
+
+def check_encodable(path: str, fmt: str, mode: str) -> None:
+    """Raise :class:`ConvFilterError` if Pillow cannot write ``mode`` pixels as ``fmt``.
+
+    Encodes a 1x1 image in memory, so the answer is Pillow's own.
     """
     try:
-        with Image.open(path if source is None else source) as img:
-            img = ImageOps.exif_transpose(img)
+        Image.new(mode, (1, 1)).save(io.BytesIO(), format=fmt)
+    except (OSError, ValueError, KeyError):
+        raise ConvFilterError(f"{path}: {fmt} cannot store {mode} pixels; use .png or .tif") from None
+
+
+def read_gray(
+    path: str,
+    *,
+    frame: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    source: BinaryIO | None = None,
+) -> GrayImage:
+    """Decode ``path`` (frame ``frame``, default the first) and convert it to grayscale.
+
+    The grayscale rule for every Pillow mode is in :mod:`convfilter.modes`.
+    Raises :class:`ConvFilterError`, its message starting with ``path``, for
+    anything wrong with the file, including more than ``max_pixels`` pixels
+    (``None``: no limit) and a ``frame`` the file does not have. ``source``,
+    if given, is an open binary file (standard input, bytes in memory) read
+    instead of ``path``; ``path`` then only names it in messages.
+    """
+    planes, source_mode, info, index, frames = _read(path, frame, max_pixels, gray_planes, source)
+    return GrayImage(planes.channels[0], planes.max_value, source_mode, info, index, frames)
+
+
+def read_color(
+    path: str,
+    *,
+    frame: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    source: BinaryIO | None = None,
+) -> ColorImage:
+    """Decode ``path`` like :func:`read_gray`, keeping the colour channels and alpha apart."""
+    planes, source_mode, info, index, frames = _read(path, frame, max_pixels, color_planes, source)
+    return ColorImage(
+        planes.channels, planes.alpha, planes.mode, source_mode, planes.max_value, info, index, frames
+    )
+
+
+def _read(
+    path: str,
+    frame: int | None,
+    max_pixels: int | None,
+    convert: Callable[[Image.Image], Planes],
+    source: BinaryIO | None = None,
+) -> tuple[Planes, str, dict, int, int]:
+    if source is None:
+        _check_input_file(path)
+    try:
+        with _pixel_limit(max_pixels), Image.open(path if source is None else source) as img:
+            frames = getattr(img, "n_frames", 1)
+            index = 0 if frame is None else frame
+            if not 0 <= index < frames:
+                raise ConvFilterError(
+                    f"{path}: has {_frames(frames)}, numbered 0..{frames - 1}; there is no frame {index}"
+                )
+            if index:
+                img.seek(index)
+            _check_pixels(path, img.size, max_pixels)
             info = dict(img.info)
-            return _to_gray(img, info)
+            orientation = img.getexif().get(EXIF_ORIENTATION, 1)
+            source_mode = img.mode
+            upright = ImageOps.exif_transpose(img)
+            if orientation in TRANSPOSING_ORIENTATIONS and "dpi" in info:
+                info["dpi"] = tuple(reversed(info["dpi"]))
+            return convert(upright), source_mode, info, index, frames
     except FileNotFoundError:
         raise ConvFilterError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -81,19 +202,85 @@ def read_gray(path: str, source: BinaryIO | None = None) -> GrayImage:
         raise ConvFilterError(f"{path}: permission denied") from None
     except UnidentifiedImageError:
         raise ConvFilterError(f"{path}: not an image file Pillow can read") from None
-    except Image.DecompressionBombError as exc:
-        raise ConvFilterError(f"{path}: {exc}") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ConvFilterError(_too_many(path, _header_size(path, source), max_pixels)) from None
+    except ConvFilterError:
+        raise
+    except MemoryError:
+        raise ConvFilterError(f"{path}: not enough memory to decode the image") from None
+    except Exception as exc:  # Pillow's decoders raise many types on malformed files; all mean "bad file"
         raise ConvFilterError(f"{path}: cannot decode image ({_one_line(exc)})") from None
 
 
-def _to_gray(img: Image.Image, info: dict) -> GrayImage:
-    if img.mode in SIXTEEN_BIT_MODES:
-        return GrayImage(np.asarray(img).astype(np.float32), 65535.0, img.mode, info)
-    if img.mode == "F":
-        return GrayImage(np.asarray(img, dtype=np.float32), 1.0, img.mode, info)
-    mode = img.mode
-    return GrayImage(np.asarray(img.convert("L"), dtype=np.float32), 255.0, mode, info)
+def _frames(n: int) -> str:
+    return "1 frame" if n == 1 else f"{n} frames"
+
+
+def _check_input_file(path: str) -> None:
+    """Problems visible without opening: missing, a directory, empty."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ConvFilterError(f"{path}: no such file") from None
+    except PermissionError:
+        raise ConvFilterError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise ConvFilterError(f"{path}: cannot read ({exc.strerror})") from None
+    if os.path.isdir(path):
+        raise ConvFilterError(f"{path}: is a directory, not an image file")
+    if st.st_size == 0 and os.path.isfile(path):
+        raise ConvFilterError(f"{path}: file is empty")
+
+
+@contextlib.contextmanager
+def _pixel_limit(max_pixels: int | None):
+    """Set Pillow's decompression-bomb limit to ``max_pixels`` and make crossing it an error.
+
+    Pillow only warns between the limit and twice the limit; the warning is
+    turned into an exception so every image over the limit is refused when its
+    header is read, before any pixel memory is allocated. Pillow's other
+    warnings about damaged files ("Skipping tag ...") are silenced: the file
+    either decodes or fails with one line.
+    """
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _check_pixels(path: str, size: tuple[int, int], max_pixels: int | None) -> None:
+    """The limit again for the selected frame (the frames of a TIFF can differ in size)."""
+    width, height = size
+    if max_pixels is not None and width * height > max_pixels:
+        raise ConvFilterError(_too_many(path, size, max_pixels))
+
+
+def _header_size(path: str, source: BinaryIO | None = None) -> tuple[int, int] | None:
+    """``(width, height)`` from the header alone (Pillow opens lazily), for the error message."""
+    try:
+        if source is not None:
+            source.seek(0)
+        with _pixel_limit(None), Image.open(path if source is None else source) as img:
+            return img.size
+    except Exception:  # the size only decorates an error that is already being reported
+        return None
+
+
+def _too_many(path: str, size: tuple[int, int] | None, max_pixels: int | None) -> str:
+    if size is None:
+        count = "more pixels than the limit"
+    else:
+        width, height = size
+        count = f"{height}x{width} = {width * height} pixels, more than the limit of {max_pixels}"
+    return (
+        f"{path}: image is {count} (a guard against decompression bombs); "
+        "raise it with --max-pixels if you trust the file"
+    )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -126,24 +313,34 @@ def exists_message(path: str) -> str:
 
 
 def write_pixels(
+    path: str, pixels: np.ndarray, fmt: str, *, dpi: tuple | None = None, replace: bool = True, **params
+) -> None:
+    """Encode ``pixels`` (``uint8``, ``uint16`` or ``float32``) as ``fmt`` and move it into place at ``path``.
+
+    See :func:`write_image`.
+    """
+    write_image(path, Image.fromarray(pixels), fmt, dpi=dpi, replace=replace, **params)
+
+
+def write_image(
     path: str,
-    pixels: np.ndarray,
+    image: Image.Image,
     fmt: str,
     *,
     dpi: tuple | None = None,
     replace: bool = True,
     **params,
 ) -> None:
-    """Encode ``pixels`` (``uint8`` or ``uint16``) as ``fmt`` and move it into place at ``path``.
+    """Encode ``image`` as ``fmt`` and move it into place at ``path``.
 
-    The image is written to a temporary file in the same directory, flushed,
-    then renamed over ``path``, so readers only ever see the old file or the
-    complete new one; on any failure the temporary file is removed and the
-    old file is untouched. With ``replace=False`` an existing ``path`` is
+    The image is written to a temporary file (``.convfilter-*.part``) in the
+    same directory, flushed, then renamed over ``path``, so readers only ever
+    see the old file or the complete new one; on any failure the temporary
+    file is removed and the old file is untouched. ``dpi`` is stored where the
+    format has a place for it. With ``replace=False`` an existing ``path`` is
     never replaced, even one created while encoding: the complete file is
     hard-linked into place, which fails if the name is taken.
     """
-    image = Image.fromarray(pixels)
     if dpi and fmt in FORMATS_WITH_DPI:
         params["dpi"] = dpi
     directory = os.path.dirname(os.path.abspath(path))
@@ -157,20 +354,26 @@ def write_pixels(
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, _mode_for(path))
-        if replace:
-            os.replace(tmp, path)
-        else:
-            _link_new(tmp, path)
+        move_into_place(tmp, path, replace=replace)
+        _sync_directory(directory)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        if isinstance(exc, OSError | ValueError):
+        if isinstance(exc, OSError | ValueError | TypeError | KeyError):
             raise ConvFilterError(f"{path}: cannot write ({_one_line(exc)})") from None
         raise
 
 
-def _link_new(tmp: str, path: str) -> None:
-    """Give the complete file ``tmp`` the name ``path`` only if no file has it."""
+def move_into_place(tmp: str, path: str, *, replace: bool = True) -> None:
+    """Give the complete file ``tmp`` the name ``path`` (renamed over an existing one).
+
+    With ``replace=False`` it is hard-linked, which fails if the name is taken,
+    so nothing is ever replaced: :class:`ConvFilterError` then, ``tmp`` left
+    for the caller to remove.
+    """
+    if replace:
+        os.replace(tmp, path)
+        return
     try:
         os.link(tmp, path)
     except FileExistsError:
@@ -181,6 +384,16 @@ def _link_new(tmp: str, path: str) -> None:
         os.replace(tmp, path)
         return
     os.unlink(tmp)
+
+
+def _sync_directory(directory: str) -> None:
+    """Make the rename durable (best effort: not every file system lets a directory be fsynced)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _mode_for(path: str) -> int:

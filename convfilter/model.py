@@ -92,3 +92,27 @@ def run_conv(
     model.get_layer("conv").set_weights(weights)
     result = model(np.ascontiguousarray(batch, dtype=np.float32), training=False)
     return np.asarray(result)[..., 0]
+
+
+@functools.cache
+def pool_model(kind: str, pool_size: tuple[int, int], stride: tuple[int, int], padding: str) -> Any:
+    """A ``MaxPooling2D`` (``kind='max'``) or ``AveragePooling2D`` (``'avg'``) model for ``N x H x W x 1``."""
+    keras = keras_module()
+    layers = {"max": keras.layers.MaxPooling2D, "avg": keras.layers.AveragePooling2D}
+    inputs = keras.Input(shape=(None, None, 1), name="image")
+    layer = layers[kind](pool_size=pool_size, strides=stride, padding=padding, name="pool")
+    return keras.Model(inputs, layer(inputs), name="convfilter_pool")
+
+
+def run_pool(
+    batch: np.ndarray,
+    kind: str,
+    pool_size: tuple[int, int],
+    *,
+    stride: tuple[int, int],
+    padding: str = "valid",
+) -> np.ndarray:
+    """Run ``batch`` (``N x H x W x 1`` float32) through the pooling layer; returns ``N x H' x W'``."""
+    model = pool_model(kind, pool_size, stride, padding)
+    result = model(np.ascontiguousarray(batch, dtype=np.float32), training=False)
+    return np.asarray(result)[..., 0]
