@@ -48,6 +48,7 @@ from convfilter.pipeline import (
     FilterResult,
     InputData,
     OutputPlan,
+    _check_count,
     output_target,
     plan_output,
     read_input,
@@ -145,15 +146,6 @@ def make_settings(
         overwrite=overwrite,
         range_request=range_mode,
     )
-
-
-def _check_count(value: int | None, name: str, minimum: int) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(
-            f"The `{name}` argument must be an integer >= {minimum} or None. Received: {name}={value!r}"
-        )
 
 
 @dataclass
@@ -407,7 +399,8 @@ def stdout_plan(ext: str, settings: Settings) -> OutputPlan:
             ("range", None if settings.range_request == "auto" else settings.range_request),
         ):
             if value is not None:
-                raise ValueError(f"{STDIO}: {name} applies to image outputs; a matrix file holds raw floats")
+                shown = f"{name} {value!r}" if name == "range" else name
+                raise ValueError(f"{STDIO}: {shown} applies to image outputs; a matrix file holds raw floats")
         return OutputPlan(STDIO, None, None, settings.range_mode)
     fmt = output_format(f"x.{ext}")
     check_quality(STDIO, fmt, settings.quality)
