@@ -345,8 +345,9 @@ Examples:
 @click.option(
     "--depth", type=click.Choice(["8", "16"]), default=None, help="Output bits per pixel (images only)."
 )
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists (never the input).")
 @click.option("-v", "--verbose", is_flag=True, help="Print shapes to stderr.")
-def pool_command(kind, input_path, output_path, size, stride, padding, depth, verbose):
+def pool_command(kind, input_path, output_path, size, stride, padding, depth, overwrite, verbose):
     try:
         result = pool_file(
             input_path,
@@ -356,6 +357,7 @@ def pool_command(kind, input_path, output_path, size, stride, padding, depth, ve
             stride=stride,
             padding=padding,
             depth=None if depth is None else int(depth),
+            overwrite=overwrite,
         )
     except ConvFilterError as exc:
         raise click.ClickException(str(exc)) from None

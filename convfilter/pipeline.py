@@ -9,6 +9,7 @@ image for the ``clip`` and ``abs`` range modes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -29,6 +30,7 @@ from convfilter.imageio import (
     check_encodable,
     check_quality,
     check_writable,
+    exists_message,
     output_format,
     read_color,
     read_gray,
@@ -331,19 +333,24 @@ def pool_file(
     stride: int | Sequence[int] | None = None,
     padding: str = "valid",
     depth: int | None = None,
+    overwrite: bool = True,
 ) -> FilterResult:
     """Max- or average-pool the image or matrix at ``input_path`` into ``output_path``.
 
     Pooled values stay within the input's range, so images are written with
-    the ``clip`` mapping; matrix outputs get the raw float32 values.
+    the ``clip`` mapping; matrix outputs get the raw float32 values. With
+    ``overwrite=False`` an existing ``output_path`` is refused before any work
+    (and never replaced, even one created meanwhile).
     """
     kind, pool_size, stride, padding = check_pool(kind, size, stride, padding)
     plan = plan_output(input_path, output_path, "clip", depth)
+    if not overwrite and os.path.lexists(output_path):
+        raise ConvFilterError(exists_message(output_path))
     data = read_input(input_path)
     out_shape = _prefixed(input_path, pool_shape, data.shape, pool_size, stride, padding)
     used_depth, out_mode = output_target(plan, data, input_path)
     values = pool_batch(data.channels, kind, pool_size, stride, padding)
-    used_mode = write_output(plan, data, values, used_depth, out_mode)
+    used_mode = write_output(plan, data, values, used_depth, out_mode, replace=overwrite)
     return FilterResult(
         input=input_path,
         output=output_path,

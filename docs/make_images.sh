@@ -4,14 +4,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=docs/images
 src=sample_images/ascent.png
-convfilter blur "$src" "$out/ascent-blur-stride-2-1.png" --stride 2 1
-convfilter gaussian "$src" "$out/ascent-gaussian-7.png" --size 7 --sigma 2 --padding same
-convfilter edge "$src" "$out/ascent-edge.png" --padding same
-convfilter sobel-x "$src" "$out/ascent-sobel-x.png" --padding same
-convfilter emboss "$src" "$out/ascent-emboss.png" --padding same
-convfilter random "$src" "$out/ascent-random-seed-7.png" --seed 7 --size 5 --padding same
-convfilter identity "$src" "$out/ascent-identity-stride-4.png" --size 1 --stride 4 4
-convfilter edge "$src" "$out/ascent-edge-abs.png" --padding same --range abs
-convfilter gaussian "$src" "$out/ascent-gaussian-15-zero.png" --size 15 --sigma 4 --padding same
-convfilter gaussian "$src" "$out/ascent-gaussian-15-reflect.png" --size 15 --sigma 4 --padding same --border reflect
-convfilter pool max "$src" "$out/ascent-pool-max-4.png" --size 4
+convfilter blur "$src" "$out/ascent-blur-stride-2-1.png" --stride 2 1 --overwrite
+convfilter gaussian "$src" "$out/ascent-gaussian-7.png" --size 7 --sigma 2 --padding same --overwrite
+convfilter edge "$src" "$out/ascent-edge.png" --padding same --overwrite
+convfilter sobel-x "$src" "$out/ascent-sobel-x.png" --padding same --overwrite
+convfilter emboss "$src" "$out/ascent-emboss.png" --padding same --overwrite
+convfilter random "$src" "$out/ascent-random-seed-7.png" --seed 7 --size 5 --padding same --overwrite
+convfilter identity "$src" "$out/ascent-identity-stride-4.png" --size 1 --stride 4 4 --overwrite
+convfilter edge "$src" "$out/ascent-edge-abs.png" --padding same --range abs --overwrite
+convfilter gaussian "$src" "$out/ascent-gaussian-15-zero.png" --size 15 --sigma 4 --padding same --overwrite
+convfilter gaussian "$src" "$out/ascent-gaussian-15-reflect.png" --size 15 --sigma 4 --padding same --border reflect --overwrite
+convfilter pool max "$src" "$out/ascent-pool-max-4.png" --size 4 --overwrite

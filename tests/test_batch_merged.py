@@ -260,3 +260,18 @@ def test_matrix_output_is_never_clobbered(tmp_path):
         == 0
     )
     assert (tmp_path / "o.csv").read_text() == "1,2,3\n"
+
+
+def test_pool_refuses_an_existing_output_unless_overwrite(tmp_path):
+    px = np.random.default_rng(9).integers(0, 256, (6, 8), dtype=np.uint8)
+    Image.fromarray(px).save(tmp_path / "in.png")
+    out = tmp_path / "out.png"
+    out.write_bytes(b"precious")
+    result = invoke("pool", "max", tmp_path / "in.png", out)
+    assert (result.exit_code, result.stderr) == (1, f"Error: {out}: {EXISTS}\n")
+    assert out.read_bytes() == b"precious"
+    result = invoke("pool", "max", tmp_path / "in.png", out, "--overwrite")
+    assert result.exit_code == 0
+    expected = px.reshape(3, 2, 4, 2).max(axis=(1, 3))
+    np.testing.assert_array_equal(pixels_of(out)[1], expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "out.png"]
