@@ -14,6 +14,7 @@ import contextlib
 import io
 import os
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -232,6 +233,17 @@ def _check_input_file(path: str) -> None:
         raise ConvFilterError(f"{path}: file is empty")
 
 
+class _PixelLimit:
+    """Who holds Pillow's process-wide limit and warning filters (reads run in threads in a batch)."""
+
+    condition = threading.Condition()
+    holders = 0  # reads inside the limit now
+    value: int | None = None  # their limit
+    waiting = 0  # reads waiting for another limit; new reads queue behind them
+    saved: int | None = None
+    filters: warnings.catch_warnings | None = None
+
+
 @contextlib.contextmanager
 def _pixel_limit(max_pixels: int | None):
     """Set Pillow's decompression-bomb limit to ``max_pixels`` and make crossing it an error.
@@ -241,16 +253,38 @@ def _pixel_limit(max_pixels: int | None):
     header is read, before any pixel memory is allocated. Pillow's other
     warnings about damaged files ("Skipping tag ...") are silenced: the file
     either decodes or fails with one line.
+
+    The limit and the warning filters are global to the process, so reads in
+    several threads share them: reads with the same limit run together, a read
+    with another limit waits until they are done, and the first read sets the
+    globals and the last one restores them.
     """
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels
-    try:
-        with warnings.catch_warnings():
+    state = _PixelLimit
+    with state.condition:
+        queued = False
+        while state.holders and (state.value != max_pixels or (state.waiting and not queued)):
+            if state.value != max_pixels and not queued:
+                state.waiting, queued = state.waiting + 1, True
+            state.condition.wait()
+        if queued:
+            state.waiting -= 1
+        if state.holders == 0:
+            state.value, state.saved = max_pixels, Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = max_pixels
+            state.filters = warnings.catch_warnings()
+            state.filters.__enter__()
             warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            yield
+        state.holders += 1
+    try:
+        yield
     finally:
-        Image.MAX_IMAGE_PIXELS = saved
+        with state.condition:
+            state.holders -= 1
+            if state.holders == 0:
+                state.filters.__exit__(None, None, None)
+                Image.MAX_IMAGE_PIXELS = state.saved
+                state.condition.notify_all()
 
 
 def _check_pixels(path: str, size: tuple[int, int], max_pixels: int | None) -> None:

@@ -275,3 +275,34 @@ def test_pool_refuses_an_existing_output_unless_overwrite(tmp_path):
     expected = px.reshape(3, 2, 4, 2).max(axis=(1, 3))
     np.testing.assert_array_equal(pixels_of(out)[1], expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "out.png"]
+
+
+def test_reads_in_threads_keep_their_own_pixel_limit_and_restore_pillow(tmp_path):
+    """A batch decodes in threads; the process-wide Pillow limit and warning filters must not leak."""
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    from convfilter.errors import ConvFilterError
+    from convfilter.imageio import read_gray
+
+    path = tmp_path / "p.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 30), dtype=np.uint8)).save(path)
+    saved_limit, saved_filters = Image.MAX_IMAGE_PIXELS, list(warnings.filters)
+
+    def read(i):
+        limit = (100, 5000, None)[i % 3]
+        try:
+            return limit, read_gray(str(path), max_pixels=limit).pixels.shape
+        except ConvFilterError as exc:
+            return limit, str(exc)
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(read, range(300)))
+    refused = (
+        f"{path}: image is 30x30 = 900 pixels, more than the limit of 100 (a guard against decompression "
+        "bombs); raise it with --max-pixels if you trust the file"
+    )
+    for limit, outcome in outcomes:
+        assert outcome == (refused if limit == 100 else (30, 30))
+    assert Image.MAX_IMAGE_PIXELS == saved_limit
+    assert warnings.filters == saved_filters
