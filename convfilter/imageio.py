@@ -435,6 +435,10 @@ def _mode_for(path: str) -> int:
     try:
         return os.stat(path).st_mode & 0o7777
     except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
+        with _UMASK_LOCK:  # reading the umask sets it for a moment; encoders run in threads
+            umask = os.umask(0)
+            os.umask(umask)
         return 0o666 & ~umask
+
+
+_UMASK_LOCK = threading.Lock()

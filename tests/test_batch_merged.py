@@ -5,6 +5,7 @@ frames, --quality, --max-pixels. Through CliRunner; pixels against the NumPy ref
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 from click.testing import CliRunner
@@ -306,3 +307,18 @@ def test_reads_in_threads_keep_their_own_pixel_limit_and_restore_pillow(tmp_path
         assert outcome == (refused if limit == 100 else (30, 30))
     assert Image.MAX_IMAGE_PIXELS == saved_limit
     assert warnings.filters == saved_filters
+
+
+def test_many_files_written_in_threads_get_the_umask_permissions(tmp_path):
+    old_umask = os.umask(0o027)
+    try:
+        rng = np.random.default_rng(1)
+        for i in range(40):
+            Image.fromarray(rng.integers(0, 256, (5, 5), dtype=np.uint8)).save(tmp_path / f"i{i}.png")
+        result = invoke(*["blur", *sorted(tmp_path.glob("i*.png")), "-o", tmp_path / "o", "-j", "8"])
+        assert (result.exit_code, result.stderr) == (0, "40 written, 0 failed, 0 skipped\n")
+        modes = {(p.stat().st_mode & 0o777) for p in (tmp_path / "o").iterdir()}
+        assert modes == {0o640}
+        assert os.umask(0o027) == 0o027
+    finally:
+        os.umask(old_umask)
