@@ -13,6 +13,13 @@ The steps, each usable on its own:
   thread runs the one Keras model on batches of same-size images, and yields
   one :class:`FileResult` per file.
 
+Each file goes through the stages of :mod:`convfilter.pipeline`, as a single
+file does: :func:`~convfilter.pipeline.plan_output` (in :func:`check_jobs`),
+:func:`~convfilter.pipeline.read_input` and
+:func:`~convfilter.pipeline.output_target` (decoding),
+:func:`~convfilter.core.filter_batch` on all the channels of the images of
+one size together, and :func:`~convfilter.pipeline.write_output` (encoding).
+
 A bad file never stops the others: its result has status ``failed`` and the
 one-line ``<file>: <problem>`` message a :class:`ConvFilterError` carries.
 """

@@ -359,7 +359,7 @@ def _run(
 
 
 def _forms(name: str) -> str:
-    prefix = f"convfilter {name}" + (" --kernel SPEC" if name == "custom" else "")
+    prefix = f"convfilter {name}"
     return "\n  ".join(
         [
             f"{prefix} INPUT OUTPUT          one file; '-' is standard input/output",
