@@ -10,7 +10,7 @@ image for the ``clip`` and ``abs`` range modes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -50,6 +50,9 @@ class FilterResult:
     ``range_mode`` is ``'raw'`` for the last two. ``mode`` is the Pillow mode
     written; ``channels`` is how many images went through the Conv2D as a
     batch; ``frame`` is the frame read out of the input's ``frames``.
+    ``input_values`` (``C x H x W``, in a ``0..input_max`` scale) and
+    ``values`` (``C x H' x W'``) are the decoded input and the raw float32
+    result, for ``--compare``.
     """
 
     input: str
@@ -64,6 +67,9 @@ class FilterResult:
     channels: int = 1
     frame: int = 0
     frames: int = 1
+    input_values: np.ndarray | None = field(default=None, repr=False)
+    values: np.ndarray | None = field(default=None, repr=False)
+    input_max: float = 255.0
 
 
 @dataclass
@@ -274,6 +280,9 @@ def filter_file(
         channels=len(data.channels),
         frame=data.frame,
         frames=data.frames,
+        input_values=data.channels,
+        values=values,
+        input_max=data.max_value,
     )
 
 
