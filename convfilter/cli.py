@@ -16,6 +16,13 @@ import numpy as np
 
 from convfilter import __version__
 from convfilter.borders import BORDERS
+from convfilter.cli_show import (
+    chain_command,
+    check_side_outputs,
+    learn_command,
+    show_options,
+    write_side_outputs,
+)
 from convfilter.cli_tools import explain_command, kernels_group, pool_command
 from convfilter.errors import ConvFilterError, ImageTooSmallError
 from convfilter.geometry import PADDINGS, padding_amounts
@@ -303,8 +310,10 @@ def _make_kernel_command(kernel: NamedKernel) -> click.Command:
     @kernel_options(kernel)
     @scale_option
     @conv_options
-    def command(input_path, output_path, scale, verbose, **params):
+    @show_options
+    def command(input_path, output_path, scale, verbose, compare_path, export_path, **params):
         settings = _split_settings(params)
+        check_side_outputs(input_path, output_path, compare_path, export_path, settings)
         if "seed" in kernel.options and params.get("seed") is None:
             params["seed"] = secrets.randbelow(2**31)
         try:
@@ -323,6 +332,7 @@ def _make_kernel_command(kernel: NamedKernel) -> click.Command:
             )
         if verbose:
             _report(kernel.name, grid, params, result, settings)
+        write_side_outputs(kernel.name, grid, result, settings, compare_path, export_path)
 
     return command
 
@@ -468,10 +478,12 @@ Examples:
 @click.option("--normalize", is_flag=True, help="Divide the weights by their sum (refused if it is 0).")
 @scale_option
 @conv_options
-def custom_command(input_path, output_path, spec, normalize, scale, verbose, **params):
+@show_options
+def custom_command(input_path, output_path, spec, normalize, scale, verbose, compare_path, export_path, **params):
     from convfilter import kernelspec
 
     settings = _split_settings(params)
+    check_side_outputs(input_path, output_path, compare_path, export_path, settings)
     try:
         grid = kernelspec.parse_kernel(spec)
     except ValueError as exc:
@@ -487,11 +499,14 @@ def custom_command(input_path, output_path, spec, normalize, scale, verbose, **p
     if verbose:
         shown = {"kernel": spec, "normalize": normalize, "scale": scale}
         _report("custom", grid, shown, result, settings)
+    write_side_outputs("custom", grid, result, settings, compare_path, export_path)
 
 
 cli.add_command(kernels_group)
 cli.add_command(explain_command)
 cli.add_command(pool_command)
+cli.add_command(chain_command(conv_options, kernel_options))
+cli.add_command(learn_command(conv_options))
 
 
 def main() -> None:

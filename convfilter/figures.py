@@ -56,8 +56,8 @@ def value_text(value: float) -> str:
 
 
 def stage_settings(stage: Any) -> str:
-    """``'stride 2×1 · padding valid · dilation 1×1'`` (pools: no dilation) plus a non-zero bias."""
-    parts = [f"stride {shape_text(stage.stride)}", f"padding {stage.padding}"]
+    """``"stride 2×1 · padding 'valid' · dilation 1×1"`` (pools: no dilation) plus a non-zero bias."""
+    parts = [f"stride {shape_text(stage.stride)}", f"padding '{stage.padding}'"]
     if hasattr(stage, "dilation"):
         parts.append(f"dilation {shape_text(stage.dilation)}")
     if getattr(stage, "bias", 0.0):
@@ -91,20 +91,25 @@ def compare_figure(
     top of the input's pixel scale (255 for 8-bit images); ``mapping`` names
     the ``--range`` mode used to write the output, for the caption.
     """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     if len(stages) != len(outputs) or not stages:
         raise ValueError("compare_figure needs one output per stage, and at least one stage")
     if len(stages) == 1:
         fig = Figure(figsize=(13.5, 5.4), dpi=DPI, layout="constrained")
+        FigureCanvasAgg(fig)
+        fig.get_layout_engine().set(wspace=0.1)
         axes = fig.subplots(1, 3, width_ratios=[1, 0.8, 1])
         _image_panel(fig, axes[0], image, f"Input {shape_text(image.shape)}", vmin=0, vmax=input_max)
         _stage_panel(fig, axes[1], stages[0], None)
         _image_panel(fig, axes[2], outputs[0], f"Output {shape_text(outputs[0].shape)}")
-        caption = f"{stage_settings(stages[0])} · raw output {value_range(outputs[0])}"
+        caption = f"{stage_settings(stages[0])} · raw values before mapping {value_range(outputs[0])}"
     else:
         columns = len(stages) + 1
-        fig = Figure(figsize=(min(3.6 * columns, 22), 7.6), dpi=DPI, layout="constrained")
+        fig = Figure(figsize=(min(3.8 * columns, 22), 8), dpi=DPI, layout="constrained")
+        FigureCanvasAgg(fig)
+        fig.get_layout_engine().set(wspace=0.12, hspace=0.08)
         axes = fig.subplots(2, columns, height_ratios=[1.25, 1])
         _image_panel(fig, axes[0, 0], image, f"Input {shape_text(image.shape)}", vmin=0, vmax=input_max)
         axes[1, 0].set_axis_off()
@@ -123,7 +128,7 @@ def compare_figure(
             _image_panel(fig, axes[0, number], values, f"{number}: {stage.name} → {shape_text(values.shape)}")
             _stage_panel(fig, axes[1, number], stage, number)
             ranges.append(f"{number}: {value_range(values)}")
-        caption = "raw values " + "; ".join(ranges)
+        caption = "raw values before mapping: " + "; ".join(ranges)
     if mapping:
         caption += f" · written with --range {mapping}"
     fig.supxlabel(caption, fontsize=12)
@@ -134,7 +139,6 @@ def compare_figure(
 
 def _image_panel(fig: Any, ax: Any, values: np.ndarray, title: str, vmin=None, vmax=None) -> None:
     values = np.asarray(values, dtype=np.float64)
-    small = max(values.shape) <= ANNOTATE_IMAGE_UP_TO
     shown = ax.imshow(
         values,
         cmap="gray",
@@ -144,11 +148,11 @@ def _image_panel(fig: Any, ax: Any, values: np.ndarray, title: str, vmin=None, v
     )
     ax.set_title(title, fontsize=13)
     ax.tick_params(labelsize=9)
-    if small:
+    if max(values.shape) <= ANNOTATE_IMAGE_UP_TO:
         _annotate(ax, values, shown)
-    if vmin is None:
-        bar = fig.colorbar(shown, ax=ax, shrink=0.8)
-        bar.ax.tick_params(labelsize=9)
+    # A colour bar exactly as tall as the image, just right of it.
+    bar = fig.colorbar(shown, cax=ax.inset_axes([1.03, 0.0, 0.04, 1.0]))
+    bar.ax.tick_params(labelsize=9)
 
 
 def _stage_panel(fig: Any, ax: Any, stage: Any, number: int | None) -> None:
@@ -160,7 +164,13 @@ def _stage_panel(fig: Any, ax: Any, stage: Any, number: int | None) -> None:
         grid = np.full(stage.window, 1.0 / (stage.size * stage.size))
         label = f"{prefix}{stage.name} {shape_text(stage.window)}"
     limit = float(np.abs(grid).max()) or 1.0
-    shown = ax.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+    if hasattr(stage, "kernel"):  # diverging: red positive, blue negative, white 0; never fully saturated
+        shown = ax.imshow(grid, cmap="RdBu_r", vmin=-1.3 * limit, vmax=1.3 * limit, interpolation="nearest")
+    else:  # a pooling window has no weights: a plain light grid
+        shown = ax.imshow(np.zeros(grid.shape), cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks(np.arange(-0.5, grid.shape[1]), minor=True)
+        ax.set_yticks(np.arange(-0.5, grid.shape[0]), minor=True)
+        ax.grid(which="minor", color="0.6", linewidth=1)
     ax.set_title(
         label if number is None else f"{label}\n{stage_settings(stage)}",
         fontsize=13 if number is None else 11,
@@ -173,26 +183,29 @@ def _stage_panel(fig: Any, ax: Any, stage: Any, number: int | None) -> None:
         ax.set_yticks(range(0, grid.shape[0], 5))
     if hasattr(stage, "kernel"):
         if max(grid.shape) <= ANNOTATE_KERNEL_UP_TO:
-            _annotate(ax, grid, shown, limit=limit)
+            _annotate(ax, grid, shown)
         else:
-            bar = fig.colorbar(shown, ax=ax, shrink=0.8)
+            bar = fig.colorbar(shown, cax=ax.inset_axes([1.03, 0.0, 0.04, 1.0]))
             bar.ax.tick_params(labelsize=9)
     else:
         word = "max" if stage.kind == "max" else value_text(1.0 / stage.size**2)
-        _annotate(ax, grid, shown, limit=limit, text=word)
+        _annotate(ax, grid, shown, text=word)
 
 
-def _annotate(
-    ax: Any, values: np.ndarray, shown: Any, *, limit: float | None = None, text: str | None = None
-):
+def _annotate(ax: Any, values: np.ndarray, shown: Any, *, text: str | None = None) -> None:
+    """Print each value in its cell, as large as the cell allows (at most 13 pt), dark on light."""
     rows, cols = values.shape
-    size = max(rows, cols)
-    fontsize = 13 if size <= 3 else 11 if size <= 5 else 9 if size <= 7 else 7.5
+    labels = [[text or value_text(v) for v in row] for row in values]
+    longest = max(len(label) for row in labels for label in row)
+    ax.figure.canvas.draw()  # settle the layout, to know how large a cell is
+    box = ax.get_window_extent()
+    cell_w, cell_h = (box.width / cols) * 72 / DPI, (box.height / rows) * 72 / DPI
+    fontsize = max(6.0, min(13.0, 0.9 * cell_w / (0.62 * longest), 0.45 * cell_h))
     norm, cmap = shown.norm, shown.get_cmap()
     for (r, c), value in np.ndenumerate(values):
-        red, green, blue, _ = cmap(norm(value))
+        red, green, blue, _ = cmap(norm(0 if text else value))
         color = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
-        ax.text(c, r, text or value_text(value), ha="center", va="center", fontsize=fontsize, color=color)
+        ax.text(c, r, labels[r][c], ha="center", va="center", fontsize=fontsize, color=color)
 
 
 def _save(fig: Any, path: str) -> None:
