@@ -96,14 +96,15 @@ def compare_figure(
 
     if len(stages) != len(outputs) or not stages:
         raise ValueError("compare_figure needs one output per stage, and at least one stage")
+    pending: list = []  # cells to annotate once the layout is known
     if len(stages) == 1:
         fig = Figure(figsize=(13.5, 5.4), dpi=DPI, layout="constrained")
         FigureCanvasAgg(fig)
         fig.get_layout_engine().set(wspace=0.1)
         axes = fig.subplots(1, 3, width_ratios=[1, 0.8, 1])
-        _image_panel(fig, axes[0], image, f"Input {shape_text(image.shape)}", vmin=0, vmax=input_max)
-        _stage_panel(fig, axes[1], stages[0], None)
-        _image_panel(fig, axes[2], outputs[0], f"Output {shape_text(outputs[0].shape)}")
+        _image_panel(fig, axes[0], image, f"Input {shape_text(image.shape)}", pending, vmin=0, vmax=input_max)
+        _stage_panel(fig, axes[1], stages[0], None, pending)
+        _image_panel(fig, axes[2], outputs[0], f"Output {shape_text(outputs[0].shape)}", pending)
         caption = f"{stage_settings(stages[0])} · raw values before mapping {value_range(outputs[0])}"
     else:
         columns = len(stages) + 1
@@ -111,7 +112,9 @@ def compare_figure(
         FigureCanvasAgg(fig)
         fig.get_layout_engine().set(wspace=0.12, hspace=0.08)
         axes = fig.subplots(2, columns, height_ratios=[1.25, 1])
-        _image_panel(fig, axes[0, 0], image, f"Input {shape_text(image.shape)}", vmin=0, vmax=input_max)
+        _image_panel(
+            fig, axes[0, 0], image, f"Input {shape_text(image.shape)}", pending, vmin=0, vmax=input_max
+        )
         axes[1, 0].set_axis_off()
         axes[1, 0].text(
             0.5,
@@ -125,8 +128,9 @@ def compare_figure(
         )
         ranges = []
         for number, (stage, values) in enumerate(zip(stages, outputs, strict=True), start=1):
-            _image_panel(fig, axes[0, number], values, f"{number}: {stage.name} → {shape_text(values.shape)}")
-            _stage_panel(fig, axes[1, number], stage, number)
+            heading = f"{number}: {stage.name} → {shape_text(values.shape)}"
+            _image_panel(fig, axes[0, number], values, heading, pending)
+            _stage_panel(fig, axes[1, number], stage, number, pending)
             ranges.append(f"{number}: {value_range(values)}")
         caption = "raw values before mapping: " + "; ".join(ranges)
     if mapping:
@@ -134,10 +138,15 @@ def compare_figure(
     fig.supxlabel(caption, fontsize=12)
     if title:
         fig.suptitle(title, fontsize=14)
+    _annotate_all(fig, pending)
     _save(fig, path)
 
 
-def _image_panel(fig: Any, ax: Any, values: np.ndarray, title: str, vmin=None, vmax=None) -> None:
+def _image_panel(
+    fig: Any, ax: Any, values: np.ndarray, title: str, pending: list, vmin=None, vmax=None
+) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     values = np.asarray(values, dtype=np.float64)
     shown = ax.imshow(
         values,
@@ -149,13 +158,19 @@ def _image_panel(fig: Any, ax: Any, values: np.ndarray, title: str, vmin=None, v
     ax.set_title(title, fontsize=13)
     ax.tick_params(labelsize=9)
     if max(values.shape) <= ANNOTATE_IMAGE_UP_TO:
-        _annotate(ax, values, shown)
+        ax.set_xticks(range(values.shape[1]))
+        ax.set_yticks(range(values.shape[0]))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    if max(values.shape) <= ANNOTATE_IMAGE_UP_TO:
+        pending.append((ax, values, shown, None))
     # A colour bar exactly as tall as the image, just right of it.
     bar = fig.colorbar(shown, cax=ax.inset_axes([1.03, 0.0, 0.04, 1.0]))
     bar.ax.tick_params(labelsize=9)
 
 
-def _stage_panel(fig: Any, ax: Any, stage: Any, number: int | None) -> None:
+def _stage_panel(fig: Any, ax: Any, stage: Any, number: int | None, pending: list) -> None:
     prefix = f"{number}: " if number is not None else ""
     if hasattr(stage, "kernel"):
         grid = np.asarray(stage.kernel, dtype=np.float64)
@@ -183,29 +198,32 @@ def _stage_panel(fig: Any, ax: Any, stage: Any, number: int | None) -> None:
         ax.set_yticks(range(0, grid.shape[0], 5))
     if hasattr(stage, "kernel"):
         if max(grid.shape) <= ANNOTATE_KERNEL_UP_TO:
-            _annotate(ax, grid, shown)
+            pending.append((ax, grid, shown, None))
         else:
             bar = fig.colorbar(shown, cax=ax.inset_axes([1.03, 0.0, 0.04, 1.0]))
             bar.ax.tick_params(labelsize=9)
     else:
         word = "max" if stage.kind == "max" else value_text(1.0 / stage.size**2)
-        _annotate(ax, grid, shown, text=word)
+        pending.append((ax, grid, shown, word))
 
 
-def _annotate(ax: Any, values: np.ndarray, shown: Any, *, text: str | None = None) -> None:
+def _annotate_all(fig: Any, pending: list) -> None:
     """Print each value in its cell, as large as the cell allows (at most 13 pt), dark on light."""
-    rows, cols = values.shape
-    labels = [[text or value_text(v) for v in row] for row in values]
-    longest = max(len(label) for row in labels for label in row)
-    ax.figure.canvas.draw()  # settle the layout, to know how large a cell is
-    box = ax.get_window_extent()
-    cell_w, cell_h = (box.width / cols) * 72 / DPI, (box.height / rows) * 72 / DPI
-    fontsize = max(6.0, min(13.0, 0.9 * cell_w / (0.62 * longest), 0.45 * cell_h))
-    norm, cmap = shown.norm, shown.get_cmap()
-    for (r, c), value in np.ndenumerate(values):
-        red, green, blue, _ = cmap(norm(0 if text else value))
-        color = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
-        ax.text(c, r, labels[r][c], ha="center", va="center", fontsize=fontsize, color=color)
+    if not pending:
+        return
+    fig.canvas.draw()  # settle the layout once, to know how large the cells are
+    for ax, values, shown, text in pending:
+        rows, cols = values.shape
+        labels = [[text or value_text(v) for v in row] for row in values]
+        longest = max(len(label) for row in labels for label in row)
+        box = ax.get_window_extent()
+        cell_w, cell_h = (box.width / cols) * 72 / DPI, (box.height / rows) * 72 / DPI
+        fontsize = max(6.0, min(13.0, 0.9 * cell_w / (0.62 * longest), 0.45 * cell_h))
+        norm, cmap = shown.norm, shown.get_cmap()
+        for (r, c), value in np.ndenumerate(values):
+            red, green, blue, _ = cmap(norm(0 if text else value))
+            color = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
+            ax.text(c, r, labels[r][c], ha="center", va="center", fontsize=fontsize, color=color)
 
 
 def _save(fig: Any, path: str) -> None:
