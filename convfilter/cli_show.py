@@ -204,8 +204,8 @@ def parse_stages(
             with commands[name].make_context(name, list(rest), parent=ctx) as stage_ctx:
                 params = dict(stage_ctx.params)
         except click.UsageError as exc:
-            exc.message = f"stage {number} ({name}): {exc.format_message()}"
-            raise
+            message = f"stage {number} ({name}): {exc.format_message()}"
+            raise click.UsageError(message, ctx=exc.ctx or ctx) from None
         stages.append(_build_stage(name, params, number, ctx))
         shown.append(params)
     return stages, shown
@@ -320,13 +320,13 @@ and the epochs used; -o saves the kernel as .csv/.txt (rows of numbers) or
 
 BEFORE and AFTER are images or matrix files (.npy, .csv, .txt: numbers used
 as they are). 8-bit AFTER images were rounded, clipped or rescaled when they
-were written, so what is learned from them is approximate; write AFTER with
---depth 16 (and --range clip) or as a matrix for an exact recovery.
+were written, so what is learned from them is approximate; a 16-bit AFTER of an
+averaging kernel (written with clip) or a matrix file gives an exact recovery.
 
 \b
 Example:
-  convfilter sobel-x in.png after.png --depth 16 --range clip
-  convfilter learn in.png after.png --size 3 -o sobel.csv
+  convfilter gaussian in.png after.png --size 5 --depth 16
+  convfilter learn in.png after.png --size 5 -o gaussian.csv
 """
 
 
