@@ -13,16 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convfilter.errors import ConvFilterError
-from convfilter.imageio import (
-    FORMATS_WITH_16_BIT,
-    check_depth,
-    check_writable,
-    output_format,
-    read_gray,
-    same_file,
-    write_pixels,
-)
-from convfilter.pixels import RANGE_MODES, to_pixels
+from convfilter.imageio import DEFAULT_MAX_PIXELS
+from convfilter.matrixio import is_matrix_path
+from convfilter.pipeline import output_target, plan_output, read_input, write_output
+from convfilter.pixels import RANGE_MODES
 from convfilter.stack import Stage, run_stack, stack_is_averaging, stack_shapes
 
 
@@ -35,7 +29,7 @@ class ChainResult:
     input_shape: tuple[int, int]
     shapes: list[tuple[int, int]]
     range_mode: str
-    depth: int
+    depth: int | str
     input_max: float
     input_values: np.ndarray = field(repr=False)
     outputs: list[np.ndarray] = field(repr=False)
@@ -58,42 +52,42 @@ def chain_file(
     stages: Sequence[Stage],
     *,
     range_mode: str = "auto",
-    depth: int | None = None,
+    depth: int | str | None = None,
+    frame: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    quality: int | None = None,
 ) -> ChainResult:
-    """Run the image at ``input_path`` through ``stages`` and write the last output to ``output_path``.
+    """Run the image or matrix at ``input_path`` through ``stages``; write the last output to ``output_path``.
 
-    ``range_mode`` and ``depth`` are as for :func:`convfilter.pipeline.filter_file`.
-    Raises ``ValueError`` for bad arguments and :class:`ConvFilterError` for
-    problems with the files, including a stage whose output would be empty.
+    ``range_mode``, ``depth``, ``frame``, ``max_pixels`` and ``quality`` are as
+    for :func:`convfilter.pipeline.filter_file` (grayscale only). Raises
+    ``ValueError`` for bad arguments and :class:`ConvFilterError` for problems
+    with the files, including a stage whose output would be empty.
     """
     if not stages:
         raise ValueError("a chain needs at least one stage")
+    if is_matrix_path(output_path) and range_mode != "auto":
+        raise ValueError(
+            f"{output_path}: range {range_mode!r} applies to image outputs; a matrix file holds raw floats"
+        )
     mode = resolve_chain_range(range_mode, stages)
-    fmt = output_format(output_path)
-    if depth is not None:
-        check_depth(output_path, fmt, depth)
-    check_writable(output_path)
-    if same_file(input_path, output_path):
-        raise ConvFilterError(f"{output_path}: is the input file; refusing to overwrite it")
-
-    image = read_gray(input_path)
+    plan = plan_output(input_path, output_path, mode, depth, quality=quality)
+    data = read_input(input_path, frame=frame, max_pixels=max_pixels)
     try:
-        shapes = stack_shapes(stages, image.pixels.shape)
+        shapes = stack_shapes(stages, data.shape)
     except ConvFilterError as exc:
         raise type(exc)(f"{input_path}: {exc}") from None
-    if depth is None:
-        depth = 16 if image.depth == 16 and fmt in FORMATS_WITH_16_BIT else 8
-    outputs = run_stack(image.pixels, stages)
-    pixels = to_pixels(outputs[-1], mode, in_max=image.max_value, depth=depth)
-    write_pixels(output_path, pixels, fmt, dpi=image.info.get("dpi"))
+    used_depth, out_mode = output_target(plan, data, input_path)
+    outputs = run_stack(data.channels[0], stages)
+    used_mode = write_output(plan, data, outputs[-1][np.newaxis], used_depth, out_mode)
     return ChainResult(
         input=input_path,
         output=output_path,
-        input_shape=image.pixels.shape,
+        input_shape=data.shape,
         shapes=shapes,
-        range_mode=mode,
-        depth=depth,
-        input_max=image.max_value,
-        input_values=image.pixels,
+        range_mode=used_mode,
+        depth=used_depth,
+        input_max=data.max_value,
+        input_values=data.channels[0],
         outputs=outputs,
     )

@@ -479,7 +479,9 @@ Examples:
 @scale_option
 @conv_options
 @show_options
-def custom_command(input_path, output_path, spec, normalize, scale, verbose, compare_path, export_path, **params):
+def custom_command(
+    input_path, output_path, spec, normalize, scale, verbose, compare_path, export_path, **params
+):
     from convfilter import kernelspec
 
     settings = _split_settings(params)
@@ -505,7 +507,7 @@ def custom_command(input_path, output_path, spec, normalize, scale, verbose, com
 cli.add_command(kernels_group)
 cli.add_command(explain_command)
 cli.add_command(pool_command)
-cli.add_command(chain_command(conv_options, kernel_options))
+cli.add_command(chain_command(conv_options, kernel_options, scale_option))
 cli.add_command(learn_command(conv_options))
 
 

@@ -18,10 +18,10 @@ from collections.abc import Callable, Sequence
 
 import click
 
+from convfilter.core import orient_kernel
 from convfilter.errors import ConvFilterError
 from convfilter.export import check_model_path, export_stack
 from convfilter.figures import check_figure_path, compare_figure, shape_text, stage_settings, value_range
-from convfilter.geometry import PADDINGS
 from convfilter.kernels import KERNELS, MAX_KERNEL_SIZE, KernelParameterError, format_grid
 from convfilter.learn import (
     DEFAULT_EPOCHS,
@@ -31,12 +31,14 @@ from convfilter.learn import (
     read_pair,
     save_kernel,
 )
+from convfilter.matrixio import is_matrix_path
+from convfilter.pooling import POOL_PADDINGS
 from convfilter.stack import ConvStage, PoolStage, conv_stage, pool_stage
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-STAGE_SETTINGS = ("stride", "padding", "dilation", "bias")
+STAGE_SETTINGS = ("stride", "padding", "dilation", "bias", "border", "convolve")
 """The options of :func:`conv_options` a chain stage takes (the output mapping belongs to the chain)."""
-CHAIN_SETTINGS = ("range_mode", "depth", "verbose")
+CHAIN_SETTINGS = ("range_mode", "depth", "frame", "max_pixels", "quality", "verbose")
 
 
 def show_options(command):
@@ -79,9 +81,27 @@ def _check_paths(inputs: dict[str, str | None], extras: dict[str, str | None]) -
 
 
 def check_side_outputs(
-    input_path: str, output_path: str | None, compare_path: str | None, export_path: str | None
+    input_path: str,
+    output_path: str | None,
+    compare_path: str | None,
+    export_path: str | None,
+    settings: dict | None = None,
 ) -> None:
-    """Before any work: the figure and model paths have usable extensions, can be written and are distinct."""
+    """Before any work: the figure and model paths are usable and distinct, and the settings allow them.
+
+    ``--compare`` draws one channel, so it is refused with ``--color``;
+    ``--export`` is refused with a non-zero ``--border``, which has no
+    standard Keras layer (the saved model would not compute the output).
+    """
+    settings = settings or {}
+    if compare_path and settings.get("color"):
+        raise click.UsageError("--compare draws single-channel results; leave out --color")
+    border = settings.get("border", "zero")
+    if export_path and border != "zero" and settings.get("padding", "valid") != "valid":
+        raise click.UsageError(
+            f"--export: border {border!r} is padded outside Keras (no standard layer does it), so a saved "
+            "model would not compute this output; use --border zero"
+        )
     if compare_path:
         _guarded(check_figure_path, compare_path)
     if export_path:
@@ -91,21 +111,30 @@ def check_side_outputs(
     )
 
 
-def write_side_outputs(
-    name, grid, result, compare_path, export_path, stride, padding, dilation, bias
-) -> None:
-    """After a filtering command: draw the ``--compare`` figure and save the ``--export`` model."""
+def write_side_outputs(name, grid, result, settings, compare_path, export_path) -> None:
+    """After a filtering command: draw the ``--compare`` figure and save the ``--export`` model.
+
+    The figure and the model show the weights the Conv2D holds (flipped with
+    ``--convolve``).
+    """
     if not (compare_path or export_path):
         return
-    stage = conv_stage(grid, stride=stride, padding=padding, dilation=dilation, bias=bias, name=name)
+    stage = conv_stage(
+        orient_kernel(grid, bool(settings.get("convolve"))),
+        stride=settings["stride"],
+        padding=settings["padding"],
+        dilation=settings["dilation"],
+        bias=settings["bias"],
+        name=name + (" flipped" if settings.get("convolve") else ""),
+    )
     if compare_path:
         _guarded(
             compare_figure,
             compare_path,
-            result.input_values,
+            result.input_values[0],
             [stage],
-            [result.values],
-            input_max=result.input_max,
+            [result.values[0]],
+            input_max=None if is_matrix_path(result.input) else result.input_max,
             mapping=result.range_mode,
         )
     if export_path:
@@ -118,10 +147,13 @@ def write_side_outputs(
 CHAIN_HELP = """Run INPUT through several stages in ONE Keras model and write the last stage's output.
 
 Stages are separated by '--'. A stage is a kernel name with that kernel's
-options (as 'convfilter KERNEL --help' lists them) and --stride, --padding,
---dilation, --bias; or 'pool max|avg' with --size N (default 2), --stride
-(default: the pool size, as in Keras) and --padding. Intermediate results stay
-float32 inside the model; only the last output is mapped to pixels (--range).
+options (as 'convfilter KERNEL --help' lists them: --size, --scale, ...) and
+--stride, --padding (valid, same, full), --dilation, --bias, --convolve;
+'custom --kernel SPEC [--normalize]'; or 'pool max|avg' with --size N
+(default 2), --stride (default: the pool size, as in Keras) and --padding.
+Intermediate results stay float32 inside the model; only the last output is
+mapped to pixels (--range). --border other than zero pads outside Keras and
+is refused in a stage.
 
 The chain's own options (--range, --depth, --compare, --export, -v) go
 before INPUT. --compare draws every stage; --export saves the whole model.
@@ -144,18 +176,33 @@ def _picked_params(decorator: Callable, names: Sequence[str]) -> list[click.Para
     return [params[name] for name in names if name in params]
 
 
-def _stage_commands(conv_options: Callable, kernel_options: Callable) -> dict[str, click.Command]:
+def _stage_commands(
+    conv_options: Callable, kernel_options: Callable, scale_option: Callable
+) -> dict[str, click.Command]:
     commands: dict[str, click.Command] = {}
     settings = _picked_params(conv_options, STAGE_SETTINGS)
     for kernel in KERNELS.values():
 
         @click.command(kernel.name, context_settings=CONTEXT_SETTINGS, help=f"Stage: {kernel.summary}.")
         @kernel_options(kernel)
+        @scale_option
         def stage(**params):  # pragma: no cover - only parsed, never invoked
             return params
 
         stage.params.extend(settings)
         commands[kernel.name] = stage
+
+    @click.command(
+        "custom", context_settings=CONTEXT_SETTINGS, help="Stage: your own weights, --kernel SPEC."
+    )
+    @click.option("--kernel", "spec", required=True, metavar="SPEC", help="As for 'convfilter custom'.")
+    @click.option("--normalize", is_flag=True, help="Divide the weights by their sum.")
+    @scale_option
+    def custom(**params):  # pragma: no cover - only parsed, never invoked
+        return params
+
+    custom.params.extend(settings)
+    commands["custom"] = custom
 
     @click.command("pool", context_settings=CONTEXT_SETTINGS, help="Stage: MaxPooling2D or AveragePooling2D.")
     @click.argument("kind", type=click.Choice(["max", "avg"]))
@@ -163,7 +210,7 @@ def _stage_commands(conv_options: Callable, kernel_options: Callable) -> dict[st
         "--size", type=click.IntRange(1, MAX_KERNEL_SIZE), default=2, show_default=True, metavar="N"
     )
     @click.option("--stride", nargs=2, type=click.IntRange(min=1), default=None, metavar="SY SX")
-    @click.option("--padding", type=click.Choice(PADDINGS), default="valid", show_default=True)
+    @click.option("--padding", type=click.Choice(POOL_PADDINGS), default="valid", show_default=True)
     def pool(**params):  # pragma: no cover - only parsed, never invoked
         return params
 
@@ -216,23 +263,42 @@ def _build_stage(name: str, params: dict, number: int, ctx: click.Context) -> Co
         return _guarded(
             pool_stage, params["kind"], params["size"], stride=params["stride"], padding=params["padding"]
         )
-    kernel = KERNELS[name]
+    where = f"stage {number} ({name})"
     settings = {key: params.pop(key) for key in STAGE_SETTINGS}
-    if "seed" in kernel.options and params.get("seed") is None:
-        params["seed"] = secrets.randbelow(2**31)
-    try:
-        grid = kernel.grid(**params)
-    except KernelParameterError as exc:
+    border, convolve = settings.pop("border"), settings.pop("convolve")
+    if border != "zero":
         raise click.UsageError(
-            f"stage {number} ({name}): Invalid value for '--{exc.param}': {exc}", ctx=ctx
-        ) from None
-    params.update(settings)
-    return _guarded(conv_stage, grid, name=name, **settings)
+            f"{where}: border {border!r} is padded outside Keras and cannot be part of one model; "
+            "use --border zero",
+            ctx=ctx,
+        )
+    scale = params.get("scale")
+    try:
+        if name == "custom":
+            from convfilter import kernelspec
+
+            grid = kernelspec.parse_kernel(params["spec"])
+            if params["normalize"]:
+                grid = kernelspec.normalize(grid, params["spec"])
+        else:
+            kernel = KERNELS[name]
+            if "seed" in kernel.options and params.get("seed") is None:
+                params["seed"] = secrets.randbelow(2**31)
+            grid = kernel.grid(**{k: v for k, v in params.items() if k != "scale"})
+    except KernelParameterError as exc:
+        raise click.UsageError(f"{where}: Invalid value for '--{exc.param}': {exc}", ctx=ctx) from None
+    except ValueError as exc:
+        raise click.UsageError(f"{where}: Invalid value for '--kernel': {exc}", ctx=ctx) from None
+    if scale is not None:
+        grid = grid * scale
+    params.update(settings, convolve=convolve)
+    label = name + (" flipped" if convolve else "")
+    return _guarded(conv_stage, orient_kernel(grid, bool(convolve)), name=label, **settings)
 
 
-def chain_command(conv_options: Callable, kernel_options: Callable) -> click.Command:
+def chain_command(conv_options: Callable, kernel_options: Callable, scale_option: Callable) -> click.Command:
     """The ``chain`` command, its stages parsed with the kernels' own option definitions."""
-    commands = _stage_commands(conv_options, kernel_options)
+    commands = _stage_commands(conv_options, kernel_options, scale_option)
 
     @click.command(
         "chain",
@@ -247,9 +313,7 @@ def chain_command(conv_options: Callable, kernel_options: Callable) -> click.Com
     )
     @show_options
     @click.pass_context
-    def chain(
-        ctx, input_path, output_path, stage_args, compare_path, export_path, range_mode, depth, verbose
-    ):
+    def chain(ctx, input_path, output_path, stage_args, compare_path, export_path, verbose, **settings):
         from convfilter.chain import chain_file
 
         options = {
@@ -257,8 +321,9 @@ def chain_command(conv_options: Callable, kernel_options: Callable) -> click.Com
         }
         stages, shown = parse_stages(ctx, stage_args, commands, options)
         check_side_outputs(input_path, output_path, compare_path, export_path)
-        depth = None if depth is None else int(depth)
-        result = _guarded(chain_file, input_path, output_path, stages, range_mode=range_mode, depth=depth)
+        depth = settings["depth"]
+        settings["depth"] = None if depth is None else (depth if depth == "32f" else int(depth))
+        result = _guarded(chain_file, input_path, output_path, stages, **settings)
         if verbose:
             _report_chain(result, stages, shown)
         if compare_path:
@@ -268,7 +333,7 @@ def chain_command(conv_options: Callable, kernel_options: Callable) -> click.Com
                 result.input_values,
                 stages,
                 result.outputs,
-                input_max=result.input_max,
+                input_max=None if is_matrix_path(input_path) else result.input_max,
                 mapping=result.range_mode,
             )
         if export_path:
@@ -403,11 +468,17 @@ def learn_command(conv_options: Callable) -> click.Command:
         stride,
         padding,
         dilation,
+        border,
     ):
+        from convfilter.core import check_border_use, filter_array
+
+        _guarded(check_border_use, border, padding)
         if kernel_path:
             _guarded(check_kernel_path, kernel_path)
         _check_paths({"BEFORE": before_path, "AFTER": after_path}, {"--output": kernel_path})
-        check_side_outputs(before_path, after_path, compare_path, export_path)
+        check_side_outputs(
+            before_path, after_path, compare_path, export_path, {"border": border, "padding": padding}
+        )
         before, after = _guarded(read_pair, before_path, after_path)
         progress = _progress if sys.stderr.isatty() else None
         try:
@@ -418,6 +489,7 @@ def learn_command(conv_options: Callable) -> click.Command:
                 stride=stride,
                 padding=padding,
                 dilation=dilation,
+                border=border,
                 learn_bias=learn_bias,
                 epochs=epochs,
                 learning_rate=learning_rate,
@@ -442,22 +514,21 @@ def learn_command(conv_options: Callable) -> click.Command:
             _guarded(save_kernel, kernel_path, result.kernel)
             click.echo(f"kernel written to {kernel_path}")
         if compare_path:
-            from convfilter.stack import run_stack
-
-            outputs = _guarded(run_stack, before, [stage])
+            settings = {"stride": stride, "padding": padding, "dilation": dilation, "border": border}
+            output = filter_array(before, result.kernel, bias=result.bias or 0.0, **settings)
             _guarded(
                 compare_figure,
                 compare_path,
                 before,
                 [stage],
-                outputs,
-                input_max=float(max(before.max(), 1.0)),
-                title=f"learned from {before_path} → {after_path}",
+                [output],
+                input_max=None,
+                title=f"learned from {before_path} → {after_path}: BEFORE, the learned kernel, its output",
             )
         if export_path:
             _guarded(export_stack, export_path, [stage], before.shape)
 
-    learn.params.extend(_picked_params(conv_options, ("stride", "padding", "dilation")))
+    learn.params.extend(_picked_params(conv_options, ("stride", "padding", "dilation", "border")))
     return learn
 
 

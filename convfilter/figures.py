@@ -80,7 +80,7 @@ def compare_figure(
     stages: Sequence[Any],
     outputs: Sequence[np.ndarray],
     *,
-    input_max: float = 255.0,
+    input_max: float | None = 255.0,
     mapping: str | None = None,
     title: str | None = None,
 ) -> None:
@@ -88,7 +88,8 @@ def compare_figure(
 
     ``stages`` are :class:`convfilter.stack.ConvStage` / ``PoolStage`` objects
     and ``outputs`` their raw float results, in order. ``input_max`` is the
-    top of the input's pixel scale (255 for 8-bit images); ``mapping`` names
+    top of the input's pixel scale (255 for 8-bit images; ``None``: the
+    input's own min..max, for matrices); ``mapping`` names
     the ``--range`` mode used to write the output, for the caption.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -97,12 +98,13 @@ def compare_figure(
     if len(stages) != len(outputs) or not stages:
         raise ValueError("compare_figure needs one output per stage, and at least one stage")
     pending: list = []  # cells to annotate once the layout is known
+    limits = (None, None) if input_max is None else (0, input_max)
     if len(stages) == 1:
         fig = Figure(figsize=(13.5, 5.4), dpi=DPI, layout="constrained")
         FigureCanvasAgg(fig)
         fig.get_layout_engine().set(wspace=0.1)
         axes = fig.subplots(1, 3, width_ratios=[1, 0.8, 1])
-        _image_panel(fig, axes[0], image, f"Input {shape_text(image.shape)}", pending, vmin=0, vmax=input_max)
+        _image_panel(fig, axes[0], image, f"Input {shape_text(image.shape)}", pending, *limits)
         _stage_panel(fig, axes[1], stages[0], None, pending)
         _image_panel(fig, axes[2], outputs[0], f"Output {shape_text(outputs[0].shape)}", pending)
         caption = f"{stage_settings(stages[0])} · raw values before mapping {value_range(outputs[0])}"

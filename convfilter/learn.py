@@ -41,10 +41,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from convfilter.borders import pad_batch
+from convfilter.core import check_border_use
 from convfilter.errors import ConvFilterError
-from convfilter.geometry import check_padding, standardize_pair
-from convfilter.imageio import _mode_for, check_writable, read_gray
+from convfilter.geometry import check_padding, padding_amounts, standardize_pair
+from convfilter.imageio import _mode_for, check_writable
 from convfilter.kernels import MAX_KERNEL_SIZE
+from convfilter.matrixio import is_matrix_path
+from convfilter.pipeline import read_input
 from convfilter.stack import ConvStage, add_stage, stack_shapes
 
 DEFAULT_EPOCHS = 5000
@@ -57,7 +61,6 @@ CONVERGED = 1e-11
 """Training stops early when the loss falls below this fraction of the target's mean square."""
 IDENTITY_WEIGHT = 0.1
 KERNEL_EXTENSIONS = (".csv", ".npy", ".txt")
-MATRIX_EXTENSIONS = (".npy", ".csv", ".txt")
 
 
 @dataclass
@@ -85,40 +88,20 @@ class LearnResult:
 def read_operand(path: str) -> tuple[np.ndarray, float | None]:
     """Read BEFORE or AFTER: an image (``values, max_value``) or a matrix file (``values, None``).
 
-    Matrix files (``.npy`` with ``allow_pickle=False``, ``.csv``, ``.txt``) hold
-    2-D numbers used as they are. Errors are :class:`ConvFilterError` naming ``path``.
+    Images follow the grayscale rule of :mod:`convfilter.modes`; matrix files
+    (``.npy`` read with ``allow_pickle=False``, ``.csv``, ``.txt``) hold numbers
+    used as they are. Errors are :class:`ConvFilterError` naming ``path``.
     """
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in MATRIX_EXTENSIONS:
-        image = read_gray(path)
-        return image.pixels.astype(np.float64), image.max_value
-    try:
-        if ext == ".npy":
-            array = np.load(path, allow_pickle=False)
-        else:
-            array = np.loadtxt(path, delimiter="," if ext == ".csv" else None, ndmin=2, dtype=np.float64)
-    except FileNotFoundError:
-        raise ConvFilterError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ConvFilterError(f"{path}: is a directory, not a matrix file") from None
-    except PermissionError:
-        raise ConvFilterError(f"{path}: permission denied") from None
-    except (OSError, ValueError, EOFError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConvFilterError(f"{path}: not a matrix file NumPy can read ({first})") from None
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "iuf":
-        raise ConvFilterError(f"{path}: does not hold a numeric array")
-    if array.ndim == 1:
-        array = array[np.newaxis]
-    if array.ndim != 2 or array.size == 0:
-        raise ConvFilterError(f"{path}: holds an array of shape {array.shape}; a matrix must be 2-D")
-    if not np.isfinite(array).all():
-        raise ConvFilterError(f"{path}: holds NaN or infinite values")
-    return array.astype(np.float64), None
+    data = read_input(path)
+    return data.channels[0].astype(np.float64), None if is_matrix_path(path) else data.max_value
 
 
 def read_pair(before_path: str, after_path: str) -> tuple[np.ndarray, np.ndarray]:
-    """BEFORE and AFTER as float64 arrays, AFTER in BEFORE's scale (see the module's note on scales)."""
+    """BEFORE and AFTER as float64 arrays, AFTER in BEFORE's scale (see the module's note on scales).
+
+    A matrix file takes the scale of the other file when that is an image (a
+    matrix made by filtering an image holds values in the image's scale).
+    """
     before, before_scale = read_operand(before_path)
     after, after_scale = read_operand(after_path)
     if before_scale is not None and after_scale is not None and before_scale != after_scale:
@@ -182,6 +165,7 @@ def learn_kernel(
     stride: int | Sequence[int] = (1, 1),
     padding: str = "valid",
     dilation: int | Sequence[int] = (1, 1),
+    border: str = "zero",
     learn_bias: bool = False,
     epochs: int = DEFAULT_EPOCHS,
     learning_rate: float = DEFAULT_LEARNING_RATE,
@@ -192,7 +176,9 @@ def learn_kernel(
 
     ``before`` and ``after`` are 2-D arrays in the same scale; ``after``'s
     shape must be the output shape of a ``size`` kernel with these
-    ``stride``/``padding``/``dilation`` on ``before``. ``seed`` fixes the
+    ``stride``/``padding``/``dilation`` on ``before``. ``'full'`` padding and
+    non-zero ``border`` modes pad ``before`` once, before training (it is
+    data, not weights), and the layer trains with 'valid'. ``seed`` fixes the
     initial weights. ``progress(epochs_done, max_epochs, loss)`` is called
     every :data:`STEPS_PER_CALL` epochs (loss relative to the target's mean
     square). Raises ``ValueError`` for bad arguments or mismatched shapes.
@@ -203,6 +189,7 @@ def learn_kernel(
     stride = standardize_pair(stride, "stride")
     dilation = standardize_pair(dilation, "dilation")
     padding = check_padding(padding)
+    border = check_border_use(border, padding)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     if not (isinstance(learning_rate, int | float) and math.isfinite(learning_rate) and learning_rate > 0):
@@ -215,13 +202,18 @@ def learn_kernel(
             f"{stride[0]}x{stride[1]}, dilation {dilation[0]}x{dilation[1]} and '{padding}' padding turns "
             f"the {before.shape[0]}x{before.shape[1]} BEFORE into {expected[0]}x{expected[1]}"
         )
+    train_input, train_stage = before, stage
+    if padding == "full" or (padding == "same" and border != "zero"):
+        pads = [padding_amounts(before.shape[a], window[a], stride[a], dilation[a], padding) for a in (0, 1)]
+        train_input = pad_batch(before[np.newaxis], pads[0], pads[1], border)[0]
+        train_stage = ConvStage(stage.kernel, stride, "valid", dilation, 0.0, "learned")
     kernel, bias, epochs_run, stopped = _train(
-        before, after, stage, learn_bias, epochs, float(learning_rate), int(seed), progress
+        train_input, after, train_stage, learn_bias, epochs, float(learning_rate), int(seed), progress
     )
     from convfilter.core import filter_array
 
     predicted = filter_array(
-        before, kernel, stride=stride, padding=padding, dilation=dilation, bias=bias or 0.0
+        before, kernel, stride=stride, padding=padding, dilation=dilation, bias=bias or 0.0, border=border
     ).astype(np.float64)
     difference = predicted - after
     return LearnResult(

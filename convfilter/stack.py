@@ -6,13 +6,16 @@ turns a list of stages into one Keras model whose intermediate results stay
 float32 from stage to stage; it is what ``convfilter chain`` runs, what
 ``--export`` saves and what ``convfilter learn`` trains.
 
-Keras refuses ``stride > 1`` together with ``dilation > 1``. Such a stage is
-built from standard layers that give the definition's result, so a saved
-model loads with plain ``keras.saving.load_model``: ``ZeroPadding2D`` (the
-zeros 'same' would add, if any) -> ``Conv2D`` at stride 1 -> ``MaxPooling2D``
-with a 1x1 window and the stage's stride, which keeps every stride-th row and
-column. With 'same' padding the amounts depend on the input size, so that
-model has a fixed input shape.
+Where one ``Conv2D`` cannot do it alone, a stage is built from standard
+layers that give the definition's result, so a saved model loads with plain
+``keras.saving.load_model``: 'full' padding is a ``ZeroPadding2D`` of
+``d*(k-1)`` on every side before a 'valid' ``Conv2D``; ``stride > 1``
+together with ``dilation > 1`` (which Keras refuses) is ``ZeroPadding2D``
+(the zeros 'same' would add, if any) -> ``Conv2D`` at stride 1 ->
+``MaxPooling2D`` with a 1x1 window and the stage's stride, which keeps every
+stride-th row and column. With 'same' padding those amounts depend on the
+input size, so that model has a fixed input shape. Borders other than zeros
+(``--border reflect`` ...) have no standard Keras layer and are not stages.
 
 Shapes and validation need no TensorFlow; building or running a model
 imports it through :func:`convfilter.model.keras_module`.
@@ -29,10 +32,9 @@ import numpy as np
 
 from convfilter.core import check_fits, check_kernel
 from convfilter.errors import ImageTooSmallError
-from convfilter.geometry import check_padding, output_shape, padding_amounts, standardize_pair
-from convfilter.kernels import MAX_KERNEL_SIZE, is_averaging
-
-POOL_KINDS = ("max", "avg")
+from convfilter.geometry import KERAS_PADDINGS, check_padding, padding_amounts, standardize_pair
+from convfilter.kernels import is_averaging
+from convfilter.pooling import check_pool, pool_shape
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,17 +54,33 @@ class ConvStage:
         return self.kernel.shape
 
     @property
+    def split(self) -> bool:
+        """True when Keras refuses the configuration (stride > 1 with dilation > 1): conv, then subsample."""
+        return max(self.stride) > 1 and max(self.dilation) > 1
+
+    @property
     def keras_native(self) -> bool:
-        """False when Keras refuses the configuration (stride > 1 with dilation > 1)."""
-        return max(self.stride) == 1 or max(self.dilation) == 1
+        """True when one plain ``Conv2D`` does it all (no explicit padding, no subsampling)."""
+        return self.padding in KERAS_PADDINGS and not self.split
 
     def describe(self) -> str:
-        """One line: the layer as Keras would be asked for it."""
+        """One line: the Keras layer(s) the stage is built from."""
         kh, kw = self.window
-        return (
-            f"Conv2D(1, ({kh}, {kw}), strides={self.stride}, padding='{self.padding}', "
-            f"dilation_rate={self.dilation}, use_bias={self.bias != 0.0})"
+        use_bias = self.bias != 0.0
+        if self.keras_native:
+            return (
+                f"Conv2D(1, ({kh}, {kw}), strides={self.stride}, padding='{self.padding}', "
+                f"dilation_rate={self.dilation}, use_bias={use_bias})"
+            )
+        layers = [] if self.padding == "valid" else [f"ZeroPadding2D ('{self.padding}' amounts)"]
+        strides = (1, 1) if self.split else self.stride
+        layers.append(
+            f"Conv2D(1, ({kh}, {kw}), strides={strides}, padding='valid', "
+            f"dilation_rate={self.dilation}, use_bias={use_bias})"
         )
+        if self.split:
+            layers.append(f"MaxPooling2D(pool_size=1, strides={self.stride}) keeping every stride-th pixel")
+        return " -> ".join(layers)
 
 
 @dataclass(frozen=True)
@@ -121,27 +139,15 @@ def pool_stage(
     kind: str, size: int = 2, *, stride: int | Sequence[int] | None = None, padding: str = "valid"
 ) -> PoolStage:
     """A validated :class:`PoolStage`; ``stride`` defaults to ``size``, as in Keras."""
-    if kind not in POOL_KINDS:
-        raise ValueError(f"The `kind` argument must be one of 'max', 'avg'. Received: kind={kind!r}")
-    if isinstance(size, bool) or not isinstance(size, int | np.integer) or not 1 <= size <= MAX_KERNEL_SIZE:
-        raise ValueError(f"pool size must be an integer between 1 and {MAX_KERNEL_SIZE}, got {size!r}")
-    size = int(size)
-    stride = (size, size) if stride is None else standardize_pair(stride, "stride")
-    return PoolStage(kind, size, stride, check_padding(padding))
+    kind, pool_size, stride, padding = check_pool(kind, size, stride, padding)
+    return PoolStage(kind, pool_size[0], stride, padding)
 
 
 def stage_output_shape(stage: Stage, shape: Sequence[int]) -> tuple[int, int]:
     """The stage's output ``(H, W)`` for an ``H x W`` input, or :class:`ImageTooSmallError`."""
     if isinstance(stage, ConvStage):
         return check_fits(tuple(shape), stage.window, stage.stride, stage.padding, stage.dilation)
-    out = output_shape(shape, stage.window, stage.stride, stage.padding, (1, 1))
-    if min(out) < 1:
-        h, w = shape
-        raise ImageTooSmallError(
-            f"image is {h}x{w} but the {stage.size}x{stage.size} pool needs at least "
-            f"{stage.size}x{stage.size} pixels under 'valid' padding"
-        )
-    return out
+    return pool_shape(tuple(shape), stage.window, stage.stride, stage.padding)
 
 
 def stack_shapes(stages: Sequence[Stage], shape: Sequence[int]) -> list[tuple[int, int]]:
@@ -165,8 +171,8 @@ def stack_is_averaging(stages: Sequence[Stage]) -> bool:
 
 
 def needs_fixed_shape(stages: Sequence[Stage]) -> bool:
-    """True when some stage pads explicitly by amounts that depend on the input size."""
-    return any(isinstance(s, ConvStage) and not s.keras_native and s.padding == "same" for s in stages)
+    """True when some stage pads explicitly by amounts that depend on the input size ('same' + split)."""
+    return any(isinstance(s, ConvStage) and s.split and s.padding == "same" for s in stages)
 
 
 def layer_name(number: int | None, stage: Stage) -> str:
@@ -195,21 +201,33 @@ def add_stage(keras: Any, tensor: Any, stage: Stage, in_shape: tuple[int, int] |
             name=name,
         )
         return conv(tensor)
-    if stage.padding == "same":
-        if in_shape is None:
+    if stage.padding != "valid":  # 'full', or 'same' that Keras cannot do here: zeros added explicitly
+        if in_shape is None and stage.padding == "same":
             raise ValueError("a 'same' stage with stride > 1 and dilation > 1 needs the input shape")
         pads = [
             padding_amounts(
-                in_shape[axis], stage.window[axis], stage.stride[axis], stage.dilation[axis], "same"
+                in_shape[axis] if in_shape else 0,
+                stage.window[axis],
+                stage.stride[axis],
+                stage.dilation[axis],
+                stage.padding,
             )
             for axis in (0, 1)
         ]
         if any(any(p) for p in pads):
             tensor = keras.layers.ZeroPadding2D(tuple(pads), name=f"{name}_pad")(tensor)
     conv = keras.layers.Conv2D(
-        1, stage.window, padding="valid", dilation_rate=stage.dilation, use_bias=use_bias, name=name
+        1,
+        stage.window,
+        strides=(1, 1) if stage.split else stage.stride,
+        padding="valid",
+        dilation_rate=stage.dilation,
+        use_bias=use_bias,
+        name=name,
     )
     tensor = conv(tensor)
+    if not stage.split:
+        return tensor
     return keras.layers.MaxPooling2D(pool_size=1, strides=stage.stride, name=f"{name}_subsample")(tensor)
 
 

@@ -169,7 +169,7 @@ def test_chain_of_averaging_stages_is_clipped_and_every_option_works(tmp_path, c
         (["blur", "--", "--", "edge"], "Error: stage 2 is empty (two '--' in a row, or one at an end)"),
         (
             ["blur", "--", "median"],
-            "Error: stage 2: unknown stage 'median'; use one of: blur, gaussian, edge, sobel-x, sobel-y, sharpen, emboss, identity, random, pool",
+            "Error: stage 2: unknown stage 'median'; use one of: blur, gaussian, edge, sobel-x, sobel-y, sharpen, emboss, identity, random, custom, pool",
         ),
         (
             ["blur", "--compare", "f.png"],
@@ -316,3 +316,125 @@ def test_installed_chain_and_learn_commands(tmp_path, crop_png, convfilter_exe):
     assert done.returncode == 0 and done.stderr == ""  # not a terminal: no progress lines
     grid = np.array([[float(v) for v in line.split()] for line in done.stdout.splitlines()[1:3]])
     assert np.abs(grid - [[0.25, -0.5], [1.0, 0.125]]).max() < 0.01
+
+
+# ---------------------------------------------------------------- with custom kernels, matrices, full padding, borders
+
+
+def test_chain_of_matrices_with_custom_full_padding_and_convolve(tmp_path):
+    x = np.arange(30.0).reshape(5, 6) ** 1.5
+    np.save(tmp_path / "x.npy", x)
+    result = run(
+        "chain",
+        tmp_path / "x.npy",
+        tmp_path / "y.npy",
+        "custom",
+        "--kernel",
+        "1,2;0,-1",
+        "--padding",
+        "full",
+        "--convolve",
+        "--",
+        "blur",
+        "--size",
+        "2",
+        "--scale",
+        "4",
+        "--stride",
+        "2",
+        "2",
+        "--dilation",
+        "1",
+        "2",
+    )
+    assert result.exit_code == 0, result.output
+    flipped = np.array([[-1.0, 0], [2, 1]])
+    first = correlate(np.pad(x, 1), flipped)  # 'full' for a 2x2 kernel: one zero on every side
+    expected = correlate(first, np.ones((2, 2)), (2, 2), "valid", (1, 2))
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, rtol=1e-6)
+
+
+def test_chain_refuses_borders_that_keras_cannot_pad(tmp_path, crop_png):
+    result = run("chain", crop_png, tmp_path / "o.png", "blur", "--padding", "same", "--border", "reflect")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: stage 1 (blur): border 'reflect' is padded outside Keras and cannot be part of one model; use --border zero"
+    )
+
+
+def test_custom_with_full_padding_exports_a_zero_padding_model(tmp_path):
+    x = np.random.default_rng(4).normal(size=(6, 7))
+    np.save(tmp_path / "x.npy", x)
+    result = run(
+        "custom",
+        "--kernel",
+        "1,-2,1",
+        tmp_path / "x.npy",
+        tmp_path / "y.npy",
+        "--padding",
+        "full",
+        "--export",
+        tmp_path / "m.keras",
+        "--compare",
+        tmp_path / "fig.png",
+    )
+    assert result.exit_code == 0, result.output
+    model = keras_module().saving.load_model(tmp_path / "m.keras")
+    assert [type(layer).__name__ for layer in model.layers] == ["InputLayer", "ZeroPadding2D", "Conv2D"]
+    computed = np.asarray(model(x[np.newaxis, ..., np.newaxis].astype(np.float32)))[0, ..., 0]
+    np.testing.assert_allclose(computed, np.load(tmp_path / "y.npy"), rtol=1e-6)
+    np.testing.assert_allclose(
+        computed, correlate(np.pad(x, ((0, 0), (2, 2))), [[1.0, -2, 1]]), rtol=1e-5, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--padding", "same", "--border", "wrap", "--export", "m.keras"],
+            "Error: --export: border 'wrap' is padded outside Keras (no standard layer does it), so a saved model would not compute this output; use --border zero",
+        ),
+        (
+            ["--color", "--compare", "f.png"],
+            "Error: --compare draws single-channel results; leave out --color",
+        ),
+    ],
+)
+def test_side_outputs_refused_where_they_would_not_be_true(tmp_path, crop_png, args, message):
+    result = run(
+        "gaussian",
+        crop_png,
+        tmp_path / "o.png",
+        *[str(tmp_path / a) if a.endswith((".keras", ".png")) else a for a in args],
+    )
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == message
+    assert sorted(os.listdir(tmp_path)) == ["crop.png"]
+
+
+def test_learn_with_a_reflect_border(tmp_path, crop_png):
+    image = read(crop_png).astype(np.float64)
+    kernel = np.array([[0.5, -1.0, 0.25], [0.0, 2.0, -0.75], [0.1, 0.2, 0.3]])
+    padded = np.pad(image, 1, mode="reflect")
+    np.save(tmp_path / "after.npy", correlate(padded, kernel))
+    result = run(
+        "learn",
+        crop_png,
+        tmp_path / "after.npy",
+        "--size",
+        "3",
+        "--padding",
+        "same",
+        "--border",
+        "reflect",
+        "-o",
+        tmp_path / "k.txt",
+    )
+    assert result.exit_code == 0, result.output
+    assert np.abs(np.loadtxt(tmp_path / "k.txt") - kernel).max() < 0.01
+    result = run("learn", crop_png, tmp_path / "after.npy", "--size", "3", "--border", "reflect")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: border 'reflect' has no effect with padding 'valid' (nothing is padded); use padding 'same' or 'full'"
+    )

@@ -137,12 +137,13 @@ def test_read_pair_refuses_pickles_and_bad_matrices(tmp_path):
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ConvFilterError) as info:
         read_pair(str(tmp_path / "obj.npy"), str(tmp_path / "obj.npy"))
-    assert str(info.value).startswith(f"{tmp_path / 'obj.npy'}: not a matrix file NumPy can read (")
+    assert str(info.value) == f"{tmp_path / 'obj.npy'}: holds Python objects, which need pickle (refused)"
     np.save(tmp_path / "cube.npy", np.zeros((2, 2, 2)))
     with pytest.raises(ConvFilterError) as info:
         read_pair(str(tmp_path / "cube.npy"), str(tmp_path / "cube.npy"))
     assert (
-        str(info.value) == f"{tmp_path / 'cube.npy'}: holds an array of shape (2, 2, 2); a matrix must be 2-D"
+        str(info.value)
+        == f"{tmp_path / 'cube.npy'}: is a 3-D array of shape (2, 2, 2); a matrix must be 1-D or 2-D"
     )
     with pytest.raises(ConvFilterError) as info:
         read_pair(str(tmp_path / "none.npy"), str(tmp_path / "cube.npy"))
