@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -438,3 +439,20 @@ def test_learn_with_a_reflect_border(tmp_path, crop_png):
     assert result.output.strip().splitlines()[-1] == (
         "Error: border 'reflect' has no effect with padding 'valid' (nothing is padded); use padding 'same' or 'full'"
     )
+
+
+def test_help_and_stage_errors_import_neither_tensorflow_nor_matplotlib(tmp_path):
+    code = (
+        "import sys\n"
+        "from convfilter.cli import cli\n"
+        "runs = [['chain', '--help'], ['learn', '--help'], ['chain', 'a.png', 'b.png', 'blur', '--', 'nope']]\n"
+        "for args in runs:\n"
+        "    try:\n"
+        "        cli(args, prog_name='convfilter')\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code in (0, 2), exc.code\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules, 'matplotlib' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "False False False"
