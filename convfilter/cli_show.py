@@ -141,6 +141,25 @@ def write_side_outputs(name, grid, result, settings, compare_path, export_path) 
         _guarded(export_stack, export_path, [stage], result.input_shape)
 
 
+def write_pool_side_outputs(kind, size, stride, padding, result, compare_path, export_path) -> None:
+    """After ``convfilter pool``: the ``--compare`` figure and the ``--export`` model of the pooling layer."""
+    if not (compare_path or export_path):
+        return
+    stage = _guarded(pool_stage, kind, size, stride=stride, padding=padding)
+    if compare_path:
+        _guarded(
+            compare_figure,
+            compare_path,
+            result.input_values[0],
+            [stage],
+            [result.values[0]],
+            input_max=None if is_matrix_path(result.input) else result.input_max,
+            mapping=result.range_mode,
+        )
+    if export_path:
+        _guarded(export_stack, export_path, [stage], result.input_shape)
+
+
 # ---------------------------------------------------------------- chain
 
 

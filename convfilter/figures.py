@@ -135,8 +135,10 @@ def compare_figure(
             _stage_panel(fig, axes[1, number], stage, number, pending)
             ranges.append(f"{number}: {value_range(values)}")
         caption = "raw values before mapping: " + "; ".join(ranges)
-    if mapping:
-        caption += f" · written with --range {mapping}"
+    if mapping == "raw":
+        caption += " · written as raw float32 values"
+    elif mapping:
+        caption += f" · mapped to pixels by {mapping}"
     fig.supxlabel(caption, fontsize=12)
     if title:
         fig.suptitle(title, fontsize=14)

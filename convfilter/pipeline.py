@@ -318,6 +318,9 @@ def pool_file(
         minimum=float(np.nanmin(values)),
         maximum=float(np.nanmax(values)),
         mode=out_mode or "F",
+        input_values=data.channels,
+        values=values,
+        input_max=data.max_value,
     )
 
 

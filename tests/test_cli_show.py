@@ -456,3 +456,30 @@ def test_help_and_stage_errors_import_neither_tensorflow_nor_matplotlib(tmp_path
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "False False False"
+
+
+def test_pool_command_with_compare_and_export(tmp_path, crop_png):
+    out, fig, model_path = tmp_path / "p.npy", tmp_path / "p.svg", tmp_path / "p.keras"
+    result = run(
+        "pool",
+        "avg",
+        crop_png,
+        out,
+        "--size",
+        "3",
+        "--padding",
+        "same",
+        "--compare",
+        fig,
+        "--export",
+        model_path,
+    )
+    assert result.exit_code == 0, result.output
+    image = read(crop_png).astype(np.float64)
+    expected = pool(image, "avg", 3, None, "same")
+    np.testing.assert_allclose(np.load(out), expected, rtol=1e-5)
+    model = keras_module().saving.load_model(model_path)
+    assert [type(layer).__name__ for layer in model.layers] == ["InputLayer", "AveragePooling2D"]
+    computed = np.asarray(model(image[np.newaxis, ..., np.newaxis].astype(np.float32)))[0, ..., 0]
+    np.testing.assert_allclose(computed, expected, rtol=1e-5)
+    assert fig.read_bytes().startswith(b"<?xml")
