@@ -383,9 +383,13 @@ def _report_chain(result, stages, shown) -> None:
         else:
             lines.append(f"stage {number}: {stage.describe()} -> {shape_text(shape)}, no weights")
     oh, ow = result.shapes[-1]
+    if result.range_mode == "raw":
+        written = "raw float32 values" + (" (32-bit float TIFF)" if result.depth == "32f" else "")
+    else:
+        written = f"{result.depth}-bit, range {result.range_mode} of raw values"
     lines.append(
-        f"output:  {result.output}: {oh}x{ow}, {result.depth}-bit, range {result.range_mode} of raw values "
-        f"{value_range(result.outputs[-1])}; {weights} weights in all"
+        f"output:  {result.output}: {oh}x{ow}, {written} {value_range(result.outputs[-1])}; "
+        f"{weights} weights in all"
     )
     click.echo("\n".join(lines), err=True)
 
@@ -564,7 +568,11 @@ def _print_learned(result, stride, padding, dilation) -> None:
     lines.append(
         f"final error: mean squared {result.error:.3g}, largest {result.max_error:.3g} (in BEFORE's scale)"
     )
-    why = ", stopped early: the error stopped falling" if result.stopped_early else ""
+    why = (
+        ", stopped early: the error stopped falling"
+        if result.stopped_early
+        else " (all of them: raise --epochs if the error was still falling)"
+    )
     lines.append(f"epochs: {result.epochs} of {result.max_epochs}{why}")
     click.echo("\n".join(lines))
 

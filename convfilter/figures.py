@@ -107,7 +107,8 @@ def compare_figure(
         _image_panel(fig, axes[0], image, f"Input {shape_text(image.shape)}", pending, *limits)
         _stage_panel(fig, axes[1], stages[0], None, pending)
         _image_panel(fig, axes[2], outputs[0], f"Output {shape_text(outputs[0].shape)}", pending)
-        caption = f"{stage_settings(stages[0])} · raw values before mapping {value_range(outputs[0])}"
+        raw = "raw values" if mapping == "raw" else "raw values before mapping"
+        caption = f"{stage_settings(stages[0])} · {raw} {value_range(outputs[0])}"
     else:
         columns = len(stages) + 1
         fig = Figure(figsize=(min(3.8 * columns, 22), 8), dpi=DPI, layout="constrained")
@@ -134,7 +135,7 @@ def compare_figure(
             _image_panel(fig, axes[0, number], values, heading, pending)
             _stage_panel(fig, axes[1, number], stage, number, pending)
             ranges.append(f"{number}: {value_range(values)}")
-        caption = "raw values before mapping: " + "; ".join(ranges)
+        caption = ("raw values: " if mapping == "raw" else "raw values before mapping: ") + "; ".join(ranges)
     if mapping == "raw":
         caption += " · written as raw float32 values"
     elif mapping:
