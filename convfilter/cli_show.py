@@ -187,11 +187,10 @@ Examples:
 def _picked_params(decorator: Callable, names: Sequence[str]) -> list[click.Parameter]:
     """The Click parameters ``decorator`` adds whose names are in ``names`` (shared definitions, reused)."""
 
-    @decorator
     def probe(**_):  # pragma: no cover - never called
         pass
 
-    params = {param.name: param for param in getattr(probe, "__click_params__", [])}
+    params = {param.name: param for param in click.command("probe")(decorator(probe)).params}
     return [params[name] for name in names if name in params]
 
 

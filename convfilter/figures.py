@@ -169,7 +169,7 @@ def _image_panel(
         ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
         ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
     if max(values.shape) <= ANNOTATE_IMAGE_UP_TO:
-        pending.append((ax, values, shown, None))
+        pending.append((ax, values, shown, None, 1))
     # A colour bar exactly as tall as the image, just right of it.
     bar = fig.colorbar(shown, cax=ax.inset_axes([1.03, 0.0, 0.04, 1.0]))
     bar.ax.tick_params(labelsize=9)
@@ -184,6 +184,9 @@ def _stage_panel(fig: Any, ax: Any, stage: Any, number: int | None, pending: lis
         grid = np.full(stage.window, 1.0 / (stage.size * stage.size))
         label = f"{prefix}{stage.name} {shape_text(stage.window)}"
     limit = float(np.abs(grid).max()) or 1.0
+    factor = _label_factor(grid) if hasattr(stage, "kernel") else 1
+    if factor != 1:
+        label += f"\ncells show weights × {factor:g}"
     if hasattr(stage, "kernel"):  # diverging: red positive, blue negative, white 0; never fully saturated
         shown = ax.imshow(grid, cmap="RdBu_r", vmin=-1.3 * limit, vmax=1.3 * limit, interpolation="nearest")
     else:  # a pooling window has no weights: a plain light grid
@@ -203,13 +206,26 @@ def _stage_panel(fig: Any, ax: Any, stage: Any, number: int | None, pending: lis
         ax.set_yticks(range(0, grid.shape[0], 5))
     if hasattr(stage, "kernel"):
         if max(grid.shape) <= ANNOTATE_KERNEL_UP_TO:
-            pending.append((ax, grid, shown, None))
+            pending.append((ax, grid, shown, None, factor))
         else:
             bar = fig.colorbar(shown, cax=ax.inset_axes([1.03, 0.0, 0.04, 1.0]))
             bar.ax.tick_params(labelsize=9)
     else:
         word = "max" if stage.kind == "max" else value_text(1.0 / stage.size**2)
-        pending.append((ax, grid, shown, word))
+        pending.append((ax, grid, shown, word, 1))
+
+
+def _label_factor(grid: np.ndarray) -> int:
+    """A power of ten that keeps the labels of a big kernel of small weights short (1: none needed).
+
+    A 9x9 gaussian's weights run from 0.000763 to 0.0417; times 1000 they
+    print as 0.763 .. 41.7, which fits the cells.
+    """
+    largest = float(np.abs(grid).max())
+    longest = max(len(value_text(v)) for v in grid.ravel())
+    if max(grid.shape) <= 5 or longest <= 5 or largest == 0 or largest >= 1:
+        return 1
+    return int(10 ** (1 - int(np.floor(np.log10(largest)))))
 
 
 def _annotate_all(fig: Any, pending: list) -> None:
@@ -217,9 +233,9 @@ def _annotate_all(fig: Any, pending: list) -> None:
     if not pending:
         return
     fig.canvas.draw()  # settle the layout once, to know how large the cells are
-    for ax, values, shown, text in pending:
+    for ax, values, shown, text, factor in pending:
         rows, cols = values.shape
-        labels = [[text or value_text(v) for v in row] for row in values]
+        labels = [[text or value_text(v * factor) for v in row] for row in values]
         longest = max(len(label) for row in labels for label in row)
         box = ax.get_window_extent()
         cell_w, cell_h = (box.width / cols) * 72 / DPI, (box.height / rows) * 72 / DPI

@@ -84,3 +84,16 @@ def test_mismatched_outputs_are_refused(tmp_path):
         compare_figure(str(tmp_path / "f.png"), np.zeros((4, 4)), [pool_stage("max", 2)], [])
     assert str(info.value) == "compare_figure needs one output per stage, and at least one stage"
     assert not (tmp_path / "f.png").exists()
+
+
+def test_big_kernels_of_small_weights_are_labelled_times_a_power_of_ten():
+    from convfilter.figures import _label_factor
+
+    # A 9x9 Gaussian, sigma 2, written out from its definition: weights 0.000763 .. 0.0417.
+    axis = np.arange(9) - 4
+    g = np.exp(-(axis[:, None] ** 2 + axis[None, :] ** 2) / 8)
+    g /= g.sum()
+    assert round(g.min(), 6) == 0.000763 and round(g.max(), 4) == 0.0417
+    assert _label_factor(g) == 1000
+    assert _label_factor(np.full((3, 3), 1 / 9)) == 1  # small kernels always fit
+    assert _label_factor(np.full((7, 7), 2.5)) == 1  # short labels need no factor
