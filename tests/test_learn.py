@@ -148,3 +148,10 @@ def test_read_pair_refuses_pickles_and_bad_matrices(tmp_path):
     with pytest.raises(ConvFilterError) as info:
         read_pair(str(tmp_path / "none.npy"), str(tmp_path / "cube.npy"))
     assert str(info.value) == f"{tmp_path / 'none.npy'}: no such file"
+
+
+def test_an_all_zero_after_gives_the_zero_kernel():
+    before = ascent_crop(16)
+    result = learn_kernel(before, np.zeros((14, 14)), 3)
+    np.testing.assert_array_equal(result.kernel, np.zeros((3, 3)))
+    assert result.error == 0.0 and result.epochs == 0 and result.stopped_early
