@@ -483,3 +483,39 @@ def test_pool_command_with_compare_and_export(tmp_path, crop_png):
     computed = np.asarray(model(image[np.newaxis, ..., np.newaxis].astype(np.float32)))[0, ..., 0]
     np.testing.assert_allclose(computed, expected, rtol=1e-5)
     assert fig.read_bytes().startswith(b"<?xml")
+
+
+def test_chain_equals_the_stages_run_one_by_one_with_matrix_outputs(tmp_path, crop_png):
+    steps = [
+        ["gaussian", "--size", "5", "--sigma", "1.5"],
+        ["sobel-y", "--padding", "same", "--stride", "1", "2"],
+        ["pool", "avg", "--size", "2"],
+        ["custom", "--kernel", "1,-1", "--padding", "full", "--convolve"],
+    ]
+    current = crop_png
+    for number, step in enumerate(steps, start=1):
+        out = tmp_path / f"step{number}.npy"
+        if step[0] == "pool":
+            args = ["pool", step[1], current, out, *step[2:]]
+        else:
+            args = [step[0], current, out, *step[1:]]
+        assert run(*args).exit_code == 0
+        current = out
+    chained = []
+    for step in steps:
+        chained += [*step, "--"]
+    result = run("chain", crop_png, tmp_path / "chain.npy", *chained[:-1])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_allclose(np.load(tmp_path / "chain.npy"), np.load(current), rtol=1e-5, atol=1e-3)
+
+
+def test_learn_on_the_full_sample_image_within_0_01(tmp_path):
+    kernel = "0.2,-0.5,0.3;1.1,0.05,-0.7;-0.25,0.6,0.4"
+    assert run("custom", "--kernel", kernel, ASCENT, tmp_path / "after.npy").exit_code == 0
+    result = run("learn", ASCENT, tmp_path / "after.npy", "--size", "3", "-o", tmp_path / "k.csv")
+    assert result.exit_code == 0, result.output
+    expected = [[0.2, -0.5, 0.3], [1.1, 0.05, -0.7], [-0.25, 0.6, 0.4]]
+    assert np.abs(np.loadtxt(tmp_path / "k.csv", delimiter=",") - expected).max() < 0.01
+    # The saved kernel is what custom --kernel @FILE reads: it reproduces AFTER.
+    assert run("custom", "--kernel", f"@{tmp_path / 'k.csv'}", ASCENT, tmp_path / "again.npy").exit_code == 0
+    np.testing.assert_allclose(np.load(tmp_path / "again.npy"), np.load(tmp_path / "after.npy"), atol=0.05)
