@@ -605,6 +605,9 @@ class BatchRunner:
             channels=len(data.channels),
             frame=data.frame,
             frames=data.frames,
+            input_values=data.channels,
+            values=values,
+            input_max=data.max_value,
         )
         return FileResult(
             job.input, job.output, WRITTEN, data.shape, decoded.out_shape, detail=detail, data=encoded

@@ -17,7 +17,14 @@ import numpy as np
 from convfilter import __version__
 from convfilter.batch import make_settings
 from convfilter.borders import BORDERS
-from convfilter.cli_batch import BatchOptions, batch_options, filter_paths
+from convfilter.cli_batch import BatchOptions, batch_options, filter_paths, is_single
+from convfilter.cli_show import (
+    chain_command,
+    check_side_outputs,
+    learn_command,
+    show_options,
+    write_side_outputs,
+)
 from convfilter.cli_tools import explain_command, kernels_group, pool_command
 from convfilter.geometry import PADDINGS, padding_amounts
 from convfilter.imageio import DEFAULT_MAX_PIXELS
@@ -311,8 +318,10 @@ def _make_kernel_command(kernel: NamedKernel) -> click.Command:
     @scale_option
     @conv_options
     @batch_options
-    def command(paths, scale, verbose, batch, **params):
+    @show_options
+    def command(paths, scale, verbose, batch, compare_path, export_path, **params):
         settings = _split_settings(params)
+        _check_side_outputs(paths, batch, compare_path, export_path, settings)
         if "seed" in kernel.options and params.get("seed") is None:
             params["seed"] = secrets.randbelow(2**31)
         try:
@@ -322,9 +331,20 @@ def _make_kernel_command(kernel: NamedKernel) -> click.Command:
         if scale is not None:
             grid = grid * scale
             params["scale"] = scale
-        _run(kernel.name, paths, grid, batch, settings, params if verbose else None)
+        _run(
+            kernel.name, paths, grid, batch, settings, params if verbose else None, compare_path, export_path
+        )
 
     return command
+
+
+def _check_side_outputs(paths, batch: BatchOptions, compare_path, export_path, settings: dict) -> None:
+    """``--compare`` and ``--export`` describe one file: only the form INPUT OUTPUT; checked before work."""
+    if not (compare_path or export_path):
+        return
+    if not is_single(paths, batch):
+        raise click.UsageError("--compare and --export work on one file: give INPUT OUTPUT, not a batch.")
+    check_side_outputs(paths[0], paths[1], compare_path, export_path, settings)
 
 
 def _run(
@@ -334,10 +354,15 @@ def _run(
     batch: BatchOptions,
     settings: dict,
     shown: dict | None,
+    compare_path: str | None = None,
+    export_path: str | None = None,
     *,
     too_small_param: str | None = None,
 ) -> None:
-    """Filter ``paths`` (one file, a batch or a pipe) with ``grid``; ``shown`` (-v) names its parameters."""
+    """Filter ``paths`` (one file, a batch or a pipe) with ``grid``; ``shown`` (-v) names its parameters.
+
+    ``compare_path``/``export_path`` (single-file form only) are written after the output.
+    """
     try:
         run_settings = make_settings(
             grid, png_compression=batch.png_compression, overwrite=batch.overwrite, **settings
@@ -346,14 +371,17 @@ def _run(
         raise click.UsageError(str(exc)) from None
 
     def describe(result: FilterResult) -> None:
-        _report(name, grid, shown, result, settings)
+        if shown is not None:
+            _report(name, grid, shown, result, settings)
+        write_side_outputs(name, grid, result, settings, compare_path, export_path)
 
+    wanted = shown is not None or compare_path or export_path
     filter_paths(
         name,
         paths,
         batch,
         run_settings,
-        describe if shown is not None else None,
+        describe if wanted else None,
         too_small_param=too_small_param,
     )
 
@@ -500,10 +528,12 @@ Takes one INPUT OUTPUT pair, or many inputs with -o DIR, --recursive,
 @scale_option
 @conv_options
 @batch_options
-def custom_command(paths, spec, normalize, scale, verbose, batch, **params):
+@show_options
+def custom_command(paths, spec, normalize, scale, verbose, batch, compare_path, export_path, **params):
     from convfilter import kernelspec
 
     settings = _split_settings(params)
+    _check_side_outputs(paths, batch, compare_path, export_path, settings)
     try:
         grid = kernelspec.parse_kernel(spec)
     except ValueError as exc:
@@ -516,12 +546,16 @@ def custom_command(paths, spec, normalize, scale, verbose, batch, **params):
     if scale is not None:
         grid = grid * scale
     shown = {"kernel": spec, "normalize": normalize, "scale": scale} if verbose else None
-    _run("custom", paths, grid, batch, settings, shown, too_small_param="'--kernel'")
+    _run(
+        "custom", paths, grid, batch, settings, shown, compare_path, export_path, too_small_param="'--kernel'"
+    )
 
 
 cli.add_command(kernels_group)
 cli.add_command(explain_command)
 cli.add_command(pool_command)
+cli.add_command(chain_command(conv_options, kernel_options, scale_option))
+cli.add_command(learn_command(conv_options))
 
 
 def main() -> None:

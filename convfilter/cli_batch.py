@@ -174,7 +174,7 @@ def filter_paths(
     if opts.overwrite and opts.skip_existing:
         raise click.UsageError("--overwrite and --skip-existing exclude each other.")
     try:
-        if _is_single(paths, opts):
+        if is_single(paths, opts):
             _single(paths[0], paths[1], opts, settings, describe, too_small_param)
         else:
             _batch(kernel_name, paths, opts, settings, describe)
@@ -193,7 +193,8 @@ def _silence_stdout() -> None:
         pass
 
 
-def _is_single(paths: Sequence[str], opts: BatchOptions) -> bool:
+def is_single(paths: Sequence[str], opts: BatchOptions) -> bool:
+    """True for the single-file form ``INPUT OUTPUT``; a usage error when the paths fit neither form."""
     batch = opts.output_dir is not None or opts.output_template is not None or opts.files_from is not None
     if batch:
         return False

@@ -17,6 +17,7 @@ import click
 import numpy as np
 
 from convfilter.borders import BORDERS
+from convfilter.cli_show import check_side_outputs, show_options, write_pool_side_outputs
 from convfilter.errors import ConvFilterError, ImageTooSmallError
 from convfilter.geometry import PADDINGS
 from convfilter.kernels import KERNELS, MAX_KERNEL_SIZE, KernelParameterError, NamedKernel, format_grid
@@ -347,7 +348,11 @@ Examples:
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists (never the input).")
 @click.option("-v", "--verbose", is_flag=True, help="Print shapes to stderr.")
-def pool_command(kind, input_path, output_path, size, stride, padding, depth, overwrite, verbose):
+@show_options
+def pool_command(
+    kind, input_path, output_path, size, stride, padding, depth, overwrite, verbose, compare_path, export_path
+):
+    check_side_outputs(input_path, output_path, compare_path, export_path)
     try:
         result = pool_file(
             input_path,
@@ -374,3 +379,4 @@ def pool_command(kind, input_path, output_path, size, stride, padding, depth, ov
             f"output:  {result.output}: {oh}x{ow}, {values} {result.minimum:.6g}..{result.maximum:.6g}",
             err=True,
         )
+    write_pool_side_outputs(kind, size, stride, padding, result, compare_path, export_path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import numpy as np
@@ -55,6 +55,9 @@ class FilterResult:
     ``range_mode`` is ``'raw'`` for the last two. ``mode`` is the Pillow mode
     written; ``channels`` is how many images went through the Conv2D as a
     batch; ``frame`` is the frame read out of the input's ``frames``.
+    ``input_values`` (``C x H x W``, in a ``0..input_max`` scale) and
+    ``values`` (``C x H' x W'``) are the decoded input and the raw float32
+    result, for ``--compare``.
     """
 
     input: str
@@ -69,6 +72,9 @@ class FilterResult:
     channels: int = 1
     frame: int = 0
     frames: int = 1
+    input_values: np.ndarray | None = field(default=None, repr=False)
+    values: np.ndarray | None = field(default=None, repr=False)
+    input_max: float = 255.0
 
 
 @dataclass
@@ -321,6 +327,9 @@ def filter_file(
         channels=len(data.channels),
         frame=data.frame,
         frames=data.frames,
+        input_values=data.channels,
+        values=values,
+        input_max=data.max_value,
     )
 
 
@@ -361,6 +370,9 @@ def pool_file(
         minimum=float(np.nanmin(values)),
         maximum=float(np.nanmax(values)),
         mode=out_mode or "F",
+        input_values=data.channels,
+        values=values,
+        input_max=data.max_value,
     )
 
 
