@@ -7,13 +7,14 @@ results stay float32; only the last stage's output is mapped to pixels
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from convfilter.errors import ConvFilterError
-from convfilter.imageio import DEFAULT_MAX_PIXELS
+from convfilter.imageio import DEFAULT_MAX_PIXELS, exists_message
 from convfilter.matrixio import is_matrix_path
 from convfilter.pipeline import output_target, plan_output, read_input, write_output
 from convfilter.pixels import RANGE_MODES
@@ -56,13 +57,16 @@ def chain_file(
     frame: int | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     quality: int | None = None,
+    overwrite: bool = True,
 ) -> ChainResult:
     """Run the image or matrix at ``input_path`` through ``stages``; write the last output to ``output_path``.
 
     ``range_mode``, ``depth``, ``frame``, ``max_pixels`` and ``quality`` are as
     for :func:`convfilter.pipeline.filter_file` (grayscale only). Raises
     ``ValueError`` for bad arguments and :class:`ConvFilterError` for problems
-    with the files, including a stage whose output would be empty.
+    with the files, including a stage whose output would be empty. With
+    ``overwrite=False`` an existing ``output_path`` is refused before any work
+    (and never replaced, even one created meanwhile).
     """
     if not stages:
         raise ValueError("a chain needs at least one stage")
@@ -72,6 +76,8 @@ def chain_file(
         )
     mode = resolve_chain_range(range_mode, stages)
     plan = plan_output(input_path, output_path, mode, depth, quality=quality)
+    if not overwrite and os.path.lexists(output_path):
+        raise ConvFilterError(exists_message(output_path))
     data = read_input(input_path, frame=frame, max_pixels=max_pixels)
     try:
         shapes = stack_shapes(stages, data.shape)
@@ -79,7 +85,7 @@ def chain_file(
         raise type(exc)(f"{input_path}: {exc}") from None
     used_depth, out_mode = output_target(plan, data, input_path)
     outputs = run_stack(data.channels[0], stages)
-    used_mode = write_output(plan, data, outputs[-1][np.newaxis], used_depth, out_mode)
+    used_mode = write_output(plan, data, outputs[-1][np.newaxis], used_depth, out_mode, replace=overwrite)
     return ChainResult(
         input=input_path,
         output=output_path,

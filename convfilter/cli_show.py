@@ -330,6 +330,7 @@ def chain_command(conv_options: Callable, kernel_options: Callable, scale_option
         "stage_args", metavar="STAGE [-- STAGE]...", nargs=-1, required=True, type=click.UNPROCESSED
     )
     @show_options
+    @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists (never the input).")
     @click.pass_context
     def chain(ctx, input_path, output_path, stage_args, compare_path, export_path, verbose, **settings):
         from convfilter.chain import chain_file

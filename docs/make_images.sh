@@ -19,5 +19,5 @@ convfilter pool max "$src" "$out/ascent-pool-max-4.png" --size 4 --overwrite
 convfilter sobel-x docs/examples/square-7x7.csv /tmp/convfilter-square.csv --stride 2 2 --padding same \
   --compare "$out/learn-stride-same.png" --overwrite
 convfilter identity "$src" "$out/ascent-identity-stride-8.png" --size 1 --stride 8 8 --overwrite
-convfilter chain --compare "$out/learn-chain.png" "$out/ascent-identity-stride-8.png" /tmp/convfilter-chain.png \
+convfilter chain --overwrite --compare "$out/learn-chain.png" "$out/ascent-identity-stride-8.png" /tmp/convfilter-chain.png \
   gaussian --size 5 -- sobel-x --padding same -- pool max --size 2

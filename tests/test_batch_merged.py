@@ -322,3 +322,49 @@ def test_many_files_written_in_threads_get_the_umask_permissions(tmp_path):
         assert os.umask(0o027) == 0o027
     finally:
         os.umask(old_umask)
+
+
+def test_compare_and_export_in_the_single_form_and_refused_in_a_batch(tmp_path):
+    px = np.random.default_rng(10).integers(0, 256, (9, 10), dtype=np.uint8)
+    Image.fromarray(px).save(tmp_path / "in.png")
+    fig, model = tmp_path / "fig.png", tmp_path / "m.keras"
+    result = invoke("blur", tmp_path / "in.png", tmp_path / "out.png", "--compare", fig, "--export", model)
+    assert (result.exit_code, result.stderr) == (0, "")
+    np.testing.assert_array_equal(pixels_of(tmp_path / "out.png")[1], to_8bit(correlate(px, BOX)))
+    assert pixels_of(fig)[1].ndim == 3 and model.stat().st_size > 0
+    import keras
+
+    loaded = keras.saving.load_model(model)
+    got = np.asarray(loaded(px[np.newaxis, ..., np.newaxis].astype(np.float32)))[0, ..., 0]
+    np.testing.assert_allclose(got, correlate(px, BOX), rtol=1e-5)
+
+    Image.fromarray(px).save(tmp_path / "in2.png")
+    batch = invoke(
+        "blur",
+        tmp_path / "in.png",
+        tmp_path / "in2.png",
+        "-o",
+        tmp_path / "o",
+        "--compare",
+        tmp_path / "f2.png",
+    )
+    assert batch.exit_code == 2
+    assert (
+        batch.stderr.splitlines()[-1]
+        == "Error: --compare and --export work on one file: give INPUT OUTPUT, not a batch."
+    )
+    assert not (tmp_path / "o").exists() and not (tmp_path / "f2.png").exists()
+
+
+def test_chain_refuses_an_existing_output_unless_overwrite(tmp_path):
+    px = np.random.default_rng(11).integers(0, 256, (12, 12), dtype=np.uint8)
+    Image.fromarray(px).save(tmp_path / "in.png")
+    out = tmp_path / "out.png"
+    out.write_bytes(b"precious")
+    result = invoke("chain", tmp_path / "in.png", out, "blur", "--", "pool", "max")
+    assert (result.exit_code, result.stderr) == (1, f"Error: {out}: {EXISTS}\n")
+    assert out.read_bytes() == b"precious"
+    result = invoke("chain", "--overwrite", tmp_path / "in.png", out, "blur", "--", "pool", "max")
+    assert result.exit_code == 0, result.stderr
+    blurred = correlate(px, BOX)  # 10x10 float, pooled 2x2 max before rounding
+    np.testing.assert_array_equal(pixels_of(out)[1], to_8bit(blurred.reshape(5, 2, 5, 2).max(axis=(1, 3))))
