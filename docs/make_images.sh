@@ -15,7 +15,7 @@ convfilter edge "$src" "$out/ascent-edge-abs.png" --padding same --range abs --o
 convfilter gaussian "$src" "$out/ascent-gaussian-15-zero.png" --size 15 --sigma 4 --padding same --overwrite
 convfilter gaussian "$src" "$out/ascent-gaussian-15-reflect.png" --size 15 --sigma 4 --padding same --border reflect --overwrite
 convfilter pool max "$src" "$out/ascent-pool-max-4.png" --size 4 --overwrite
-# "Learn with convfilter" (docs/readme-issue7.md): comparison figures made with --compare
+# "Learn with convfilter" (README.md): comparison figures made with --compare
 convfilter sobel-x docs/examples/square-7x7.csv /tmp/convfilter-square.csv --stride 2 2 --padding same \
   --compare "$out/learn-stride-same.png" --overwrite
 convfilter identity "$src" "$out/ascent-identity-stride-8.png" --size 1 --stride 8 8 --overwrite
