@@ -8,6 +8,7 @@ module turns them into Click's exceptions.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 import sys
@@ -16,11 +17,22 @@ import click
 import numpy as np
 
 from convfilter import __version__
+from convfilter.batch import make_settings
+from convfilter.borders import BORDERS
+from convfilter.cli_batch import BatchOptions, batch_options, filter_paths, is_single
+from convfilter.cli_show import (
+    chain_command,
+    check_side_outputs,
+    learn_command,
+    show_options,
+    write_side_outputs,
+)
+from convfilter.cli_tools import explain_command, kernels_group, pool_command
 from convfilter.engine import describe as describe_engine
-from convfilter.errors import ConvFilterError
 from convfilter.geometry import PADDINGS, padding_amounts
+from convfilter.imageio import DEFAULT_MAX_PIXELS
 from convfilter.kernels import KERNELS, MAX_KERNEL_SIZE, KernelParameterError, NamedKernel, format_grid
-from convfilter.pipeline import FilterResult, filter_file
+from convfilter.pipeline import RAW, FilterResult
 from convfilter.pixels import RANGE_MODES
 from convfilter.tiles import DEFAULT_TILE_SIZE, MIN_TILE_SIZE
 
@@ -28,10 +40,12 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 MAIN_HELP = """Filter images with a real Keras Conv2D layer.
 
-Each KERNEL command loads INPUT as grayscale, runs it through
+Each KERNEL command loads each INPUT as grayscale (with --color: each colour
+channel, as a batch), runs it through
 Conv2D(1, kernel_size, strides, padding, dilation_rate) with the kernel's
 weights, maps the float result to pixels and writes OUTPUT (format from its
-extension: .png .jpg .tif .bmp .webp ...). Semantics are Keras's:
+extension: .png .jpg .tif .bmp .webp ...; .npy .csv .txt files are
+matrices, used and written as raw float values). Semantics are Keras's:
 cross-correlation (no flip); 'valid' output floor((n - d(k-1) - 1)/s) + 1;
 'same' output ceil(n/s), the odd padding pixel at the bottom/right.
 
@@ -41,6 +55,14 @@ Examples:
   convfilter edge photo.jpg edges.png --padding same
   convfilter random in.png out.png --seed 7 --size 5
   convfilter gaussian in.png soft.png --size 7 --sigma 2 -v
+  convfilter custom --kernel "1,-1" signal.csv diff.csv
+  convfilter explain --shape 28 28 --kernel-size 5 5 --padding same
+  convfilter blur photos/*.jpg -o blurred/ --suffix _blur --format png
+  find photos -name '*.png' -print0 | convfilter edge --files-from - --null -o edges/
+  cat a.jpg | convfilter edge - - | display -
+
+Outputs that exist are never replaced without --overwrite (--skip-existing
+resumes an interrupted batch); an input is never written over.
 
 Run 'convfilter KERNEL --help' for a kernel's options.
 """
@@ -70,7 +92,22 @@ def conv_options(command):
             type=click.Choice(PADDINGS),
             default="valid",
             show_default=True,
-            help="'valid': no padding (output shrinks); 'same': zero-pad to ceil(n/stride).",
+            help="'valid': no padding (output shrinks); 'same': pad to ceil(n/stride); "
+            "'full': pad d(k-1) on every side (full convolution, n + k - 1 at stride 1).",
+        ),
+        click.option(
+            "--border",
+            type=click.Choice(BORDERS),
+            default="zero",
+            show_default=True,
+            help="What 'same'/'full' pad with, for a row a b c d: zero 0 0|a b c d|0 0; "
+            "reflect c b|a b c d|c b; symmetric b a|a b c d|d c; replicate a a|a b c d|d d; "
+            "wrap c d|a b c d|a b.",
+        ),
+        click.option(
+            "--convolve",
+            is_flag=True,
+            help="Flip the kernel in both axes first: true convolution instead of Keras's cross-correlation.",
         ),
         click.option(
             "--dilation",
@@ -98,10 +135,42 @@ def conv_options(command):
         ),
         click.option(
             "--depth",
-            type=click.Choice(["8", "16"]),
+            type=click.Choice(["8", "16", "32f"]),
             default=None,
-            help="Output bits per pixel (16 for PNG/TIFF only). "
-            "Default: 16 for 16-bit inputs written as PNG/TIFF, else 8.",
+            help="Output bits per pixel: 8, 16 (PNG/TIFF only) or 32f (TIFF only: the raw float "
+            "results, --range not applied). Default: 16 for 16-bit and float inputs written as "
+            "PNG/TIFF, else 8.",
+        ),
+        click.option(
+            "--color",
+            is_flag=True,
+            help="Filter each colour channel with the kernel and keep the image's mode (RGB, RGBA, "
+            "LA, CMYK; palette images become RGB/RGBA). Alpha is carried through, not filtered.",
+        ),
+        click.option(
+            "--frame",
+            type=click.IntRange(min=0),
+            default=None,
+            metavar="N",
+            help="Frame of a multi-frame file (animated GIF, multi-page TIFF) to filter, from 0. "
+            "Default: the first, with a notice when there are more.",
+        ),
+        click.option(
+            "--max-pixels",
+            type=click.IntRange(min=1),
+            default=DEFAULT_MAX_PIXELS,
+            show_default=True,
+            metavar="N",
+            help="Refuse images with more pixels than this before decoding them "
+            "(a guard against decompression bombs); raise it for trusted huge images.",
+        ),
+        click.option(
+            "--quality",
+            type=click.IntRange(1, 100),
+            default=None,
+            metavar="Q",
+            help="JPEG/WebP quality 1..100 (Pillow's default: 75 for JPEG, 80 for WebP); "
+            "an error for other output formats.",
         ),
         click.option(
             "--tile-size",
@@ -109,16 +178,8 @@ def conv_options(command):
             default=DEFAULT_TILE_SIZE,
             show_default=True,
             metavar="N",
-            help="Filter in output tiles of at most N x N pixels (with a halo; the result is identical), "
-            "so memory stays bounded for huge images.",
-        ),
-        click.option(
-            "--max-pixels",
-            type=click.IntRange(min=1),
-            default=None,
-            metavar="N",
-            help="Refuse images with more than N pixels, replacing Pillow's decompression-bomb limit "
-            "(default: Pillow's, about 179 million pixels); raise it to filter huge scans.",
+            help="Filter outputs larger than N x N pixels in tiles of that size (with a halo; the "
+            "result is identical), so the Conv2D's buffers stay bounded for huge images.",
         ),
         click.option(
             "-v",
@@ -207,110 +268,227 @@ def kernel_options(kernel: NamedKernel):
     return decorator
 
 
+SETTINGS = (
+    "stride",
+    "padding",
+    "dilation",
+    "bias",
+    "range_mode",
+    "depth",
+    "border",
+    "convolve",
+    "color",
+    "frame",
+    "max_pixels",
+    "quality",
+    "tile_size",
+)
+"""The keyword arguments :func:`conv_options` adds that go to :func:`convfilter.pipeline.filter_file`."""
+
+
+def _finite_float(ctx: click.Context, param: click.Parameter, value):
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number.", ctx=ctx, param=param)
+    return value
+
+
+def scale_option(command):
+    """``--scale S``: multiply every weight of the kernel by S."""
+    return click.option(
+        "--scale",
+        type=float,
+        default=None,
+        metavar="S",
+        callback=_finite_float,
+        help="Multiply every weight by S (after any normalization).",
+    )(command)
+
+
+def _split_settings(params: dict) -> dict:
+    """Take the :data:`SETTINGS` out of a command's keyword arguments (``depth`` 8, 16 or ``"32f"``)."""
+    settings = {name: params.pop(name) for name in SETTINGS}
+    depth = settings["depth"]
+    settings["depth"] = None if depth is None else (depth if depth == "32f" else int(depth))
+    return settings
+
+
 def _make_kernel_command(kernel: NamedKernel) -> click.Command:
     example = {
         "blur": "convfilter blur sample_images/ascent.png out.png --stride 2 1",
-        "gaussian": "convfilter gaussian in.png out.png --size 7 --sigma 2",
+        "gaussian": "convfilter gaussian in.png out.png --size 7 --sigma 2 --padding same --border reflect",
         "random": "convfilter random in.png out.png --seed 7 --size 5",
         "identity": "convfilter identity in.png half.png --size 1 --stride 2 2",
     }.get(kernel.name, f"convfilter {kernel.name} in.png out.png --padding same")
     grid_doc = "" if kernel.options else "\n\n\b\nWeights:\n" + _indent(format_grid(kernel.build()))
     help_text = (
-        f"Filter INPUT with the {kernel.name} kernel: {kernel.summary}.{grid_doc}"
+        f"Filter images with the {kernel.name} kernel: {kernel.summary}.{grid_doc}"
+        f"\n\n\b\nForms:\n  {_forms(kernel.name)}"
         f"\n\n\b\nExample:\n  {example}"
     )
 
     @click.command(kernel.name, help=help_text, short_help=kernel.summary, context_settings=CONTEXT_SETTINGS)
-    @click.argument("input_path", metavar="INPUT")
-    @click.argument("output_path", metavar="OUTPUT")
+    @click.argument("paths", metavar="INPUT... [OUTPUT]", nargs=-1)
     @kernel_options(kernel)
+    @scale_option
     @conv_options
-    def command(
-        input_path,
-        output_path,
-        stride,
-        padding,
-        dilation,
-        bias,
-        range_mode,
-        depth,
-        tile_size,
-        max_pixels,
-        verbose,
-        **params,
-    ):
+    @batch_options
+    @show_options
+    def command(paths, scale, verbose, batch, compare_path, export_path, **params):
+        settings = _split_settings(params)
+        _check_side_outputs(paths, batch, compare_path, export_path, settings)
         if "seed" in kernel.options and params.get("seed") is None:
             params["seed"] = secrets.randbelow(2**31)
         try:
             grid = kernel.grid(**params)
         except KernelParameterError as exc:
             raise click.BadParameter(str(exc), param_hint=f"'--{exc.param}'") from None
-        result = _run(
-            input_path,
-            output_path,
-            grid,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            bias=bias,
-            range_mode=range_mode,
-            depth=None if depth is None else int(depth),
-            tile_size=tile_size,
-            max_pixels=max_pixels,
+        if scale is not None:
+            grid = grid * scale
+            params["scale"] = scale
+        _run(
+            kernel.name, paths, grid, batch, settings, params if verbose else None, compare_path, export_path
         )
-        if verbose:
-            _report(kernel.name, grid, params, result, stride, padding, dilation, bias)
 
     return command
 
 
-def _run(input_path: str, output_path: str, grid: np.ndarray, **settings) -> FilterResult:
+def _check_side_outputs(paths, batch: BatchOptions, compare_path, export_path, settings: dict) -> None:
+    """``--compare`` and ``--export`` describe one file: only the form INPUT OUTPUT; checked before work."""
+    if not (compare_path or export_path):
+        return
+    if not is_single(paths, batch):
+        raise click.UsageError("--compare and --export work on one file: give INPUT OUTPUT, not a batch.")
+    check_side_outputs(paths[0], paths[1], compare_path, export_path, settings)
+
+
+def _run(
+    name: str,
+    paths,
+    grid: np.ndarray,
+    batch: BatchOptions,
+    settings: dict,
+    shown: dict | None,
+    compare_path: str | None = None,
+    export_path: str | None = None,
+    *,
+    too_small_param: str | None = None,
+) -> None:
+    """Filter ``paths`` (one file, a batch or a pipe) with ``grid``; ``shown`` (-v) names its parameters.
+
+    ``compare_path``/``export_path`` (single-file form only) are written after the output.
+    """
     try:
-        return filter_file(input_path, output_path, grid, **settings)
-    except ConvFilterError as exc:
-        raise click.ClickException(str(exc)) from None
+        run_settings = make_settings(
+            grid, png_compression=batch.png_compression, overwrite=batch.overwrite, **settings
+        )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+
+    def describe(result: FilterResult) -> None:
+        if shown is not None:
+            _report(name, grid, shown, result, settings)
+        write_side_outputs(name, grid, result, settings, compare_path, export_path)
+
+    wanted = shown is not None or compare_path or export_path
+    filter_paths(
+        name,
+        paths,
+        batch,
+        run_settings,
+        describe if wanted else None,
+        too_small_param=too_small_param,
+    )
+
+
+def _forms(name: str) -> str:
+    prefix = f"convfilter {name}"
+    return "\n  ".join(
+        [
+            f"{prefix} INPUT OUTPUT          one file; '-' is standard input/output",
+            f"{prefix} INPUT... -o DIR       many files in one call, named like the inputs",
+            f"{prefix} DIR -r -o OUT         every image below DIR, the tree kept in OUT",
+            f"{prefix} --files-from - --null -o OUT   paths from find -print0",
+        ]
+    )
 
 
 def _indent(text: str, prefix: str = "  ") -> str:
     return "\n".join(prefix + line for line in text.splitlines())
 
 
-def _report(name, grid, params, result: FilterResult, stride, padding, dilation, bias) -> None:
+def _report(name, grid, params, result: FilterResult, settings: dict) -> None:
     kh, kw = grid.shape
     (h, w), (oh, ow) = result.input_shape, result.output_shape
-    shown = ", ".join(f"{k}={v}" for k, v in params.items() if v is not None)
-    weights = f"{kh * kw} weights" + (" + 1 bias" if bias else "")
+    shown = ", ".join(f"{k}={v}" for k, v in params.items() if v is not None and v is not False)
+    weights = f"{kh * kw} weights" + (" + 1 bias" if settings["bias"] else "")
     lines = [
-        f"input:   {result.input}: {h}x{w} (tensor 1x{h}x{w}x1)",
+        f"input:   {result.input}: {h}x{w} (tensor {result.channels}x{h}x{w}x1)",
         f"kernel:  {name} {kh}x{kw}" + (f" ({shown})" if shown else "") + f", {weights}",
         _indent(format_grid(grid), "         "),
-        _describe_layer(grid.shape, result.input_shape, stride, padding, dilation, bias),
-        "engine:  same result, computed fast: " + describe_engine(grid.shape, stride, dilation),
-        f"output:  {result.output}: {oh}x{ow} (tensor 1x{oh}x{ow}x1), {result.depth}-bit, "
-        f"range {result.range_mode} of raw values {result.minimum:.6g}..{result.maximum:.6g}",
     ]
+    if settings["convolve"]:
+        lines += [
+            "         flipped in both axes for --convolve, the Conv2D's weights are:",
+            _indent(format_grid(grid[::-1, ::-1]), "         "),
+        ]
+    lines.append(
+        _describe_layer(
+            grid.shape,
+            result.input_shape,
+            settings["stride"],
+            settings["padding"],
+            settings["dilation"],
+            settings["bias"],
+            settings["border"],
+        )
+    )
+    lines.append(
+        "engine:  same result, computed fast: "
+        + describe_engine(grid.shape, settings["stride"], settings["dilation"])
+    )
+    if result.range_mode == RAW:
+        lines.append(
+            f"output:  {result.output}: {oh}x{ow}"
+            + (", 32-bit float TIFF" if result.depth == "32f" else "")
+            + f", raw float32 values {result.minimum:.6g}..{result.maximum:.6g}"
+        )
+    else:
+        lines.append(
+            f"output:  {result.output}: {oh}x{ow} (tensor {result.channels}x{oh}x{ow}x1), "
+            f"{_depth_label(result.depth)}{'' if result.mode in ('L', 'I;16', 'F') else ' ' + result.mode}, "
+            f"range {result.range_mode} of raw values {result.minimum:.6g}..{result.maximum:.6g}"
+        )
     click.echo("\n".join(lines), err=True)
 
 
-def _describe_layer(kernel_shape, input_shape, stride, padding, dilation, bias) -> str:
+def _depth_label(depth) -> str:
+    return "32-bit float" if depth == "32f" else f"{depth}-bit"
+
+
+def _describe_layer(kernel_shape, input_shape, stride, padding, dilation, bias, border="zero") -> str:
     kh, kw = kernel_shape
     use_bias = bool(bias)
-    if max(stride) == 1 or max(dilation) == 1:
+    explicit = padding == "full" or (padding == "same" and border != "zero")
+    split = max(stride) > 1 and max(dilation) > 1
+    if not explicit and not split:
         return (
             f"layer:   Conv2D(1, ({kh}, {kw}), strides={tuple(stride)}, padding='{padding}', "
             f"dilation_rate={tuple(dilation)}, use_bias={use_bias})"
         )
     pad_y = padding_amounts(input_shape[0], kh, stride[0], dilation[0], padding)
     pad_x = padding_amounts(input_shape[1], kw, stride[1], dilation[1], padding)
-    return (
-        f"layer:   Conv2D(1, ({kh}, {kw}), strides=(1, 1), padding='valid', "
-        f"dilation_rate={tuple(dilation)}, use_bias={use_bias}) on the input zero-padded "
-        f"top {pad_y[0]}, bottom {pad_y[1]}, left {pad_x[0]}, right {pad_x[1]}, then every "
-        f"{stride[0]} row(s) and {stride[1]} column(s) kept (Keras refuses stride > 1 with "
-        "dilation > 1)"
+    strides = (1, 1) if split else tuple(stride)
+    text = (
+        f"layer:   Conv2D(1, ({kh}, {kw}), strides={strides}, padding='valid', "
+        f"dilation_rate={tuple(dilation)}, use_bias={use_bias}) on the input {border}-padded "
+        f"top {pad_y[0]}, bottom {pad_y[1]}, left {pad_x[0]}, right {pad_x[1]}"
     )
+    if split:
+        text += (
+            f", then every {stride[0]} row(s) and {stride[1]} column(s) kept (Keras refuses stride > 1 "
+            "with dilation > 1)"
+        )
+    return text
 
 
 @click.group(help=MAIN_HELP, context_settings=CONTEXT_SETTINGS)
@@ -323,13 +501,91 @@ for _kernel in KERNELS.values():
     cli.add_command(_make_kernel_command(_kernel))
 
 
+# --- Your own kernel: `custom` (`kernels`, `explain` and `pool` live in convfilter.cli_tools) ---
+
+CUSTOM_HELP = """Filter images or matrices with your own kernel, given by --kernel SPEC.
+
+\b
+SPEC is one of:
+  "1,0,-1"             inline rows: values split by , or spaces (1x3)
+  "1,0.5;0.5,1"        rows split by ; (2x2)
+  "[[1,0.5],[0.5,1]]"  a JSON nested list
+  @kernel.npy          a matrix file: .npy, .csv or .txt
+
+Parsing is strict: empty, ragged, non-numeric, NaN/infinite or larger than
+101x101 kernels are refused. INPUT and OUTPUT may be images or matrix files
+(.npy .csv .txt): matrices are used and written as raw float values.
+
+\b
+Examples:
+  convfilter custom --kernel "1,-1" signal.csv diff.csv
+  convfilter custom --kernel "1,2,1;2,4,2;1,2,1" --normalize in.png out.png
+  convfilter custom --kernel "1,1" --padding full --convolve a.csv out.csv
+  convfilter custom --kernel "1,-1" a.png b.png c.png -o out/
+
+Takes one INPUT OUTPUT pair, or many inputs with -o DIR, --recursive,
+--files-from and the other batch options, exactly as the named kernels do.
+"""
+
+
+@cli.command(
+    "custom",
+    help=CUSTOM_HELP,
+    short_help="your own weights: --kernel SPEC",
+    context_settings=CONTEXT_SETTINGS,
+)
+@click.argument("paths", metavar="INPUT... [OUTPUT]", nargs=-1)
+@click.option(
+    "--kernel",
+    "spec",
+    required=True,
+    metavar="SPEC",
+    help='The weights: "1,0,-1", "1,0.5;0.5,1", "[[1,0.5],[0.5,1]]" or @file (.npy .csv .txt).',
+)
+@click.option("--normalize", is_flag=True, help="Divide the weights by their sum (refused if it is 0).")
+@scale_option
+@conv_options
+@batch_options
+@show_options
+def custom_command(paths, spec, normalize, scale, verbose, batch, compare_path, export_path, **params):
+    from convfilter import kernelspec
+
+    settings = _split_settings(params)
+    _check_side_outputs(paths, batch, compare_path, export_path, settings)
+    try:
+        grid = kernelspec.parse_kernel(spec)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--kernel'") from None
+    if normalize:
+        try:
+            grid = kernelspec.normalize(grid, spec)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--normalize'") from None
+    if scale is not None:
+        grid = grid * scale
+    shown = {"kernel": spec, "normalize": normalize, "scale": scale} if verbose else None
+    _run(
+        "custom", paths, grid, batch, settings, shown, compare_path, export_path, too_small_param="'--kernel'"
+    )
+
+
+cli.add_command(kernels_group)
+cli.add_command(explain_command)
+cli.add_command(pool_command)
+cli.add_command(chain_command(conv_options, kernel_options, scale_option))
+cli.add_command(learn_command(conv_options))
+
+
 def main() -> None:
     """Entry point of the installed ``convfilter`` command and of ``python -m convfilter``.
 
     Runs :data:`cli`; when TensorFlow was loaded, the process then ends with
     ``os._exit`` after flushing its output: TensorFlow's interpreter teardown
-    takes about 0.7 s and has nothing left to do (outputs are written and
-    synced, temporary files removed, no thread holds work).
+    takes about 0.7 s and has nothing left to do. By then every command has
+    returned: batch worker threads are joined, outputs renamed into place,
+    temporary files removed, a background TensorFlow import finished. The exit
+    code (0, 1, 2, 130) is kept. Only this entry point exits that way, never
+    :data:`cli` itself (``CliRunner``, library use).
     """
     try:
         cli.main(prog_name="convfilter")
@@ -339,6 +595,9 @@ def main() -> None:
         code = 0
     if "tensorflow" not in sys.modules or not isinstance(code, int | None):
         sys.exit(code)
+    from convfilter.model import wait_for_preload
+
+    wait_for_preload()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()

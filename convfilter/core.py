@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from convfilter.borders import check_border, pad_batch
 from convfilter.engine import check_engine
 from convfilter.errors import ImageTooSmallError
 from convfilter.geometry import (
@@ -63,6 +64,26 @@ def check_fits(
     return out
 
 
+def check_border_use(border: str, padding: str) -> str:
+    """Return ``border`` checked; a non-zero border needs 'same' or 'full' padding to mean anything."""
+    border = check_border(border)
+    if border != "zero" and padding == "valid":
+        raise ValueError(
+            f"border {border!r} has no effect with padding 'valid' (nothing is padded); "
+            "use padding 'same' or 'full'"
+        )
+    return border
+
+
+def orient_kernel(kernel: np.ndarray, convolve: bool) -> np.ndarray:
+    """The weights the Conv2D gets: ``kernel`` as is (cross-correlation) or flipped in both axes.
+
+    Flipping rows and columns turns Keras's cross-correlation into true
+    mathematical convolution: ``out[i] = sum(x[i - a] * k[a])``.
+    """
+    return np.ascontiguousarray(kernel[::-1, ::-1]) if convolve else kernel
+
+
 def filter_array(
     image: np.ndarray,
     kernel: np.ndarray | Sequence,
@@ -71,14 +92,20 @@ def filter_array(
     padding: str = "valid",
     dilation: int | Sequence[int] = (1, 1),
     bias: float = 0.0,
+    border: str = "zero",
+    convolve: bool = False,
     engine: str = "auto",
 ) -> np.ndarray:
     """Filter a 2-D array with a single-filter Keras ``Conv2D`` and return the raw float32 result.
 
     ``image`` is ``H x W``; ``kernel`` is ``kh x kw`` and is applied by
-    cross-correlation (not flipped), exactly as ``Conv2D`` applies its weights.
+    cross-correlation (not flipped), exactly as ``Conv2D`` applies its weights,
+    unless ``convolve`` is true (the kernel is flipped in both axes first).
     ``stride`` and ``dilation`` are ``(rows, columns)``; ``padding`` is
-    ``'valid'`` or ``'same'`` with TensorFlow's padding split.
+    ``'valid'``, ``'same'`` (TensorFlow's padding split) or ``'full'``
+    (``d*(k-1)`` on every side). ``border`` is what 'same' and 'full' pad
+    with: ``'zero'``, ``'reflect'``, ``'symmetric'``, ``'replicate'`` or
+    ``'wrap'`` (see :mod:`convfilter.borders`).
 
     Keras refuses ``dilation > 1`` together with ``stride > 1``; here that
     combination gives the result the definition gives: the input is padded as
@@ -94,16 +121,19 @@ def filter_array(
     image = np.asarray(image)
     if image.ndim != 2 or image.size == 0:
         raise ValueError(f"image must be a non-empty 2-D array, got shape {image.shape}")
-    grid = check_kernel(kernel)
+    grid = orient_kernel(check_kernel(kernel), bool(convolve))
     stride = standardize_pair(stride, "stride")
     dilation = standardize_pair(dilation, "dilation")
     padding = check_padding(padding)
+    border = check_border_use(border, padding)
     bias = float(bias)
     if not np.isfinite(bias):
         raise ValueError(f"bias must be a finite number, got {bias!r}")
     check_engine(engine)
     check_fits(image.shape, grid.shape, stride, padding, dilation)
-    return filter_batch(image[np.newaxis], grid, stride, padding, dilation, bias, engine=engine)[0]
+    return filter_batch(
+        image[np.newaxis], grid, stride, padding, dilation, bias, border=border, engine=engine
+    )[0]
 
 
 def filter_batch(
@@ -114,25 +144,39 @@ def filter_batch(
     dilation: tuple[int, int],
     bias: float,
     *,
+    border: str = "zero",
     engine: str = "auto",
+    tile_size: int | None = None,
 ) -> np.ndarray:
     """Filter ``N x H x W`` images of one size (arguments already validated); returns ``N x H' x W'``.
 
-    ``engine`` is ``'auto'`` (the fast blocked layout of :mod:`convfilter.engine`)
-    or ``'plain'`` (the literal single-filter ``Conv2D``); both give the same result.
+    The padding amounts and split are those of
+    :func:`convfilter.geometry.padding_amounts`. Zero padding ('same' and
+    'full') is written by :func:`convfilter.engine.convolve` into its input
+    buffer; every non-zero ``border`` is padded here first. The Conv2D then
+    runs with 'valid'. ``engine`` is ``'auto'`` (the fast blocked layout of
+    :mod:`convfilter.engine`) or ``'plain'`` (the literal single-filter
+    ``Conv2D``); both give the same result. With ``tile_size``, an output
+    larger than ``tile_size x tile_size`` is computed in tiles of that size
+    (:mod:`convfilter.tiles`; bit-identical, memory bounded by the tile).
     """
-    from convfilter.model import run_conv
+    from convfilter.engine import convolve
+    from convfilter.tiles import filter_tiled, plan_tiles
 
-    batch = np.asarray(batch)[..., np.newaxis]
-    if engine != "plain" or max(stride) == 1 or max(dilation) == 1:
-        return run_conv(
-            batch, kernel, bias=bias, stride=stride, padding=padding, dilation=dilation, engine=engine
+    batch = np.asarray(batch)
+    _, h, w = batch.shape
+    if (
+        tile_size is not None
+        and len(plan_tiles((h, w), kernel.shape, stride, padding, dilation, tile_size)) > 1
+    ):
+        return filter_tiled(
+            batch, kernel, stride, padding, dilation, bias, border=border, tile_size=tile_size, engine=engine
         )
-    # Keras refuses this combination: pad explicitly, run at stride 1, subsample.
-    _, h, w, _ = batch.shape
-    out_h, out_w = output_shape((h, w), kernel.shape, stride, padding, dilation)
     pad_y = padding_amounts(h, kernel.shape[0], stride[0], dilation[0], padding)
     pad_x = padding_amounts(w, kernel.shape[1], stride[1], dilation[1], padding)
-    padded = np.pad(batch.astype(np.float32), ((0, 0), pad_y, pad_x, (0, 0)))
-    full = run_conv(padded, kernel, bias=bias, padding="valid", dilation=dilation, engine="plain")
-    return full[:, :: stride[0], :: stride[1]][:, :out_h, :out_w]
+    if border != "zero":
+        batch = pad_batch(batch, pad_y, pad_x, border)
+        pad_y = pad_x = (0, 0)
+    return convolve(
+        batch, kernel, stride=stride, dilation=dilation, pad_y=pad_y, pad_x=pad_x, bias=bias, engine=engine
+    )

@@ -6,7 +6,10 @@ dilation ``d`` the dilated kernel covers ``d*(k-1) + 1`` pixels and:
 * ``'valid'``: no padding, output ``floor((n - d*(k-1) - 1) / s) + 1``;
 * ``'same'``: output ``ceil(n / s)``; TensorFlow pads
   ``max((out - 1)*s + d*(k-1) + 1 - n, 0)`` zeros in total, ``total // 2``
-  before and the rest (the odd pixel) after, i.e. at the bottom / right.
+  before and the rest (the odd pixel) after, i.e. at the bottom / right;
+* ``'full'`` (beyond Keras): ``d*(k-1)`` zeros on both sides, then 'valid':
+  output ``floor((n + d*(k-1) - 1) / s) + 1``, the full discrete convolution
+  length ``n + k - 1`` at stride 1.
 
 Nothing here imports TensorFlow.
 """
@@ -15,7 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-PADDINGS = ("valid", "same")
+PADDINGS = ("valid", "same", "full")
+KERAS_PADDINGS = ("valid", "same")
+"""The paddings Keras's ``Conv2D`` implements itself; ``'full'`` is padded explicitly."""
 
 
 def standardize_pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
@@ -57,13 +62,21 @@ def output_length(n: int, k: int, s: int, d: int, padding: str) -> int:
     """Output length along one axis (may be <= 0 under 'valid' when the image is too small)."""
     if padding == "same":
         return -(-n // s)
+    if padding == "full":
+        return (n + d * (k - 1) - 1) // s + 1
     return (n - dilated_extent(k, d)) // s + 1
 
 
 def padding_amounts(n: int, k: int, s: int, d: int, padding: str) -> tuple[int, int]:
-    """Zeros added before and after one axis: ``(0, 0)`` for 'valid', TensorFlow's split for 'same'."""
+    """Pixels added before and after one axis.
+
+    ``(0, 0)`` for 'valid', TensorFlow's split for 'same' (odd pixel after),
+    ``(d*(k-1), d*(k-1))`` for 'full'.
+    """
     if padding == "valid":
         return 0, 0
+    if padding == "full":
+        return d * (k - 1), d * (k - 1)
     total = max((output_length(n, k, s, d, "same") - 1) * s + dilated_extent(k, d) - n, 0)
     return total // 2, total - total // 2
 

@@ -1,29 +1,40 @@
-"""Reading images as grayscale float arrays and writing pixels atomically.
+"""Reading images into float planes and writing pixels atomically.
 
-Grayscale rule: 16-bit grayscale (``I;16``, ``I;16B``, ``I;16L``) and 32-bit
-integer (``I``) images keep their values in a 0..65535 scale; float images
-(``F``) keep their values in a 0..1 scale; every other mode goes through
-Pillow's ``convert("L")`` (ITU-R 601-2 luma, ``L = R*299/1000 + G*587/1000 +
-B*114/1000``) and uses a 0..255 scale. EXIF orientation is applied first.
+Reading (:func:`read_gray`, :func:`read_color`) opens the file with Pillow,
+refuses it before decoding when it claims more than ``max_pixels`` pixels
+(Pillow's decompression-bomb limit, set explicitly for every read), picks one
+frame of a multi-frame file, applies the EXIF orientation, then converts the
+pixels by the rules in :mod:`convfilter.modes`. Every failure is a
+:class:`ConvFilterError` whose one-line message starts with the path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
 import os
 import tempfile
+import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from convfilter.errors import ConvFilterError
+from convfilter.modes import Planes, color_planes, gray_planes
 
-SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 COMMON_EXTENSIONS = ".png, .jpg, .jpeg, .tif, .tiff, .bmp, .webp"
 FORMATS_WITH_16_BIT = ("PNG", "TIFF")
+FORMATS_WITH_FLOAT = ("TIFF",)
+FORMATS_WITH_QUALITY = ("JPEG", "WEBP")
 FORMATS_WITH_DPI = ("PNG", "JPEG", "TIFF", "BMP")
+DEFAULT_MAX_PIXELS = 2**28
+EXIF_ORIENTATION = 0x0112
+TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
 
 
 @dataclass
@@ -31,17 +42,56 @@ class GrayImage:
     """A decoded image: ``pixels`` (``H x W``) in a ``0..max_value`` scale.
 
     ``pixels`` are float32 unless read with ``keep_dtype`` (see :func:`read_gray`).
+
+    ``frame`` is the frame that was read (0-based) out of ``frames``.
     """
 
     pixels: np.ndarray
     max_value: float
     mode: str
     info: dict = field(default_factory=dict)
+    frame: int = 0
+    frames: int = 1
 
     @property
     def depth(self) -> int:
         """8 for images read in the 0..255 scale, 16 for the higher-precision ones."""
         return 8 if self.max_value == 255 else 16
+
+
+@dataclass
+class ColorImage:
+    """A decoded image split by :func:`convfilter.modes.color_planes`.
+
+    ``channels`` is ``C x H x W`` float32 in a ``0..max_value`` scale,
+    ``alpha`` is ``H x W`` uint8 or ``None``; ``mode`` is the mode the
+    channels form (``L``, ``LA``, ``RGB``, ``RGBA``, ``CMYK``) and
+    ``source_mode`` the mode of the file.
+    """
+
+    channels: np.ndarray
+    alpha: np.ndarray | None
+    mode: str
+    source_mode: str
+    max_value: float
+    info: dict = field(default_factory=dict)
+    frame: int = 0
+    frames: int = 1
+
+    @property
+    def depth(self) -> int:
+        """8 for images read in the 0..255 scale, 16 for the higher-precision ones."""
+        return 8 if self.max_value == 255 else 16
+
+
+def check_depth_value(depth: int | str | None) -> int | str | None:
+    """Normalise an output depth (8, 16, ``"32f"``, their strings, or ``None``) or raise ``ValueError``."""
+    if depth is None:
+        return None
+    normal = {"8": 8, "16": 16, "32f": "32f"}.get(str(depth).lower())
+    if normal is None or isinstance(depth, bool | float):
+        raise ValueError(f"The `depth` argument must be 8, 16 or '32f'. Received: depth={depth!r}")
+    return normal
 
 
 def output_format(path: str) -> str:
@@ -58,45 +108,110 @@ def output_format(path: str) -> str:
     return fmt
 
 
-def check_depth(path: str, fmt: str, depth: int) -> None:
-    """Raise :class:`ConvFilterError` if ``fmt`` cannot store pixels of ``depth`` bits."""
+def check_depth(path: str, fmt: str, depth: int | str) -> None:
+    """Raise :class:`ConvFilterError` if ``fmt`` cannot store pixels of ``depth`` (8, 16 or ``"32f"``)."""
     if depth == 16 and fmt not in FORMATS_WITH_16_BIT:
         raise ConvFilterError(f"{path}: {fmt} cannot store 16-bit pixels; use .png or .tif")
+    if depth == "32f" and fmt not in FORMATS_WITH_FLOAT:
+        raise ConvFilterError(f"{path}: {fmt} cannot store 32-bit float pixels; use .tif")
+
+
+def check_quality(path: str, fmt: str, quality: int | None) -> None:
+    """Raise ``ValueError`` unless ``quality`` is ``None`` or 1..100 for a format that takes one."""
+    if quality is None:
+        return
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise ValueError(f"The `quality` argument must be an integer 1..100. Received: quality={quality!r}")
+    if fmt not in FORMATS_WITH_QUALITY:
+        raise ValueError(f"{path}: --quality applies to JPEG and WebP output only, not {fmt}")
+
+
+def check_encodable(path: str, fmt: str, mode: str) -> None:
+    """Raise :class:`ConvFilterError` if Pillow cannot write ``mode`` pixels as ``fmt``.
+
+    Encodes a 1x1 image in memory, so the answer is Pillow's own.
+    """
+    try:
+        Image.new(mode, (1, 1)).save(io.BytesIO(), format=fmt)
+    except (OSError, ValueError, KeyError):
+        raise ConvFilterError(f"{path}: {fmt} cannot store {mode} pixels; use .png or .tif") from None
 
 
 def read_gray(
     path: str,
     *,
+    frame: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    source: BinaryIO | None = None,
     keep_dtype: bool = False,
-    max_pixels: int | None = None,
-    on_open: Callable[[], None] | None = None,
+    on_open: Callable[[tuple[int, int]], None] | None = None,
 ) -> GrayImage:
-    """Decode ``path`` and convert it to grayscale by the module's rule.
+    """Decode ``path`` (frame ``frame``, default the first) and convert it to grayscale.
 
-    ``pixels`` are float32 unless ``keep_dtype``: then they keep the decoded
-    integer type (``uint8`` for the 0..255 scale, ``uint16``/``int32`` for
-    16-bit and ``I`` images; ``F`` images are float32 anyway), a quarter of
-    the memory for 8-bit scans. ``max_pixels`` replaces Pillow's
-    decompression-bomb limit: images with more pixels are refused before
-    decoding; ``None`` keeps Pillow's own limit. ``on_open`` is called once
-    the file has opened as an image within the limit, before the (slow) decode.
-    Every failure is a :class:`ConvFilterError` whose message starts with ``path``.
+    The grayscale rule for every Pillow mode is in :mod:`convfilter.modes`.
+    Raises :class:`ConvFilterError`, its message starting with ``path``, for
+    anything wrong with the file, including more than ``max_pixels`` pixels
+    (``None``: no limit) and a ``frame`` the file does not have. ``source``,
+    if given, is an open binary file (standard input, bytes in memory) read
+    instead of ``path``; ``path`` then only names it in messages.
+
+    ``pixels`` are float32 unless ``keep_dtype``: then 8-bit and 16-bit
+    images keep their decoded integer type (``uint8``, ``uint16``), a quarter
+    or half of the memory. ``on_open(size)`` is called with ``(width, height)``
+    once the file has opened as an image within the limit, before the (slow) decode.
     """
+    convert = functools.partial(gray_planes, keep_dtype=keep_dtype)
+    planes, source_mode, info, index, frames = _read(path, frame, max_pixels, convert, source, on_open)
+    return GrayImage(planes.channels[0], planes.max_value, source_mode, info, index, frames)
+
+
+def read_color(
+    path: str,
+    *,
+    frame: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    source: BinaryIO | None = None,
+    keep_dtype: bool = False,
+    on_open: Callable[[tuple[int, int]], None] | None = None,
+) -> ColorImage:
+    """Decode ``path`` like :func:`read_gray`, keeping the colour channels and alpha apart."""
+    convert = functools.partial(color_planes, keep_dtype=keep_dtype)
+    planes, source_mode, info, index, frames = _read(path, frame, max_pixels, convert, source, on_open)
+    return ColorImage(
+        planes.channels, planes.alpha, planes.mode, source_mode, planes.max_value, info, index, frames
+    )
+
+
+def _read(
+    path: str,
+    frame: int | None,
+    max_pixels: int | None,
+    convert: Callable[[Image.Image], Planes],
+    source: BinaryIO | None = None,
+    on_open: Callable[[tuple[int, int]], None] | None = None,
+) -> tuple[Planes, str, dict, int, int]:
+    if source is None:
+        _check_input_file(path)
     try:
-        with _pixel_limit(max_pixels), Image.open(path) as img:
-            if max_pixels is not None and img.width * img.height > max_pixels:
+        with _pixel_limit(max_pixels), Image.open(path if source is None else source) as img:
+            frames = getattr(img, "n_frames", 1)
+            index = 0 if frame is None else frame
+            if not 0 <= index < frames:
                 raise ConvFilterError(
-                    f"{path}: image has {img.width * img.height} pixels ({img.width}x{img.height}), "
-                    f"more than the limit of {max_pixels} (--max-pixels)"
+                    f"{path}: has {_frames(frames)}, numbered 0..{frames - 1}; there is no frame {index}"
                 )
+            if index:
+                img.seek(index)
+            _check_pixels(path, img.size, max_pixels)
             if on_open is not None:
-                on_open()
-            img = ImageOps.exif_transpose(img)
+                on_open(img.size)
             info = dict(img.info)
-            gray = _to_gray(img, info)
-            if not keep_dtype:
-                gray.pixels = gray.pixels.astype(np.float32, copy=False)
-            return gray
+            orientation = img.getexif().get(EXIF_ORIENTATION, 1)
+            source_mode = img.mode
+            upright = ImageOps.exif_transpose(img)
+            if orientation in TRANSPOSING_ORIENTATIONS and "dpi" in info:
+                info["dpi"] = tuple(reversed(info["dpi"]))
+            return convert(upright), source_mode, info, index, frames
     except FileNotFoundError:
         raise ConvFilterError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -105,60 +220,118 @@ def read_gray(
         raise ConvFilterError(f"{path}: permission denied") from None
     except UnidentifiedImageError:
         raise ConvFilterError(f"{path}: not an image file Pillow can read") from None
-    except Image.DecompressionBombError as exc:
-        raise ConvFilterError(f"{path}: {exc}") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ConvFilterError(_too_many(path, _header_size(path, source), max_pixels)) from None
+    except ConvFilterError:
+        raise
+    except MemoryError:
+        raise ConvFilterError(f"{path}: not enough memory to decode the image") from None
+    except Exception as exc:  # Pillow's decoders raise many types on malformed files; all mean "bad file"
         raise ConvFilterError(f"{path}: cannot decode image ({_one_line(exc)})") from None
+
+
+def _frames(n: int) -> str:
+    return "1 frame" if n == 1 else f"{n} frames"
+
+
+def _check_input_file(path: str) -> None:
+    """Problems visible without opening: missing, a directory, empty."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ConvFilterError(f"{path}: no such file") from None
+    except PermissionError:
+        raise ConvFilterError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise ConvFilterError(f"{path}: cannot read ({exc.strerror})") from None
+    if os.path.isdir(path):
+        raise ConvFilterError(f"{path}: is a directory, not an image file")
+    if st.st_size == 0 and os.path.isfile(path):
+        raise ConvFilterError(f"{path}: file is empty")
+
+
+class _PixelLimit:
+    """Who holds Pillow's process-wide limit and warning filters (reads run in threads in a batch)."""
+
+    condition = threading.Condition()
+    holders = 0  # reads inside the limit now
+    value: int | None = None  # their limit
+    waiting = 0  # reads waiting for another limit; new reads queue behind them
+    saved: int | None = None
+    filters: warnings.catch_warnings | None = None
 
 
 @contextlib.contextmanager
 def _pixel_limit(max_pixels: int | None):
-    """Switch Pillow's decompression-bomb check off while ``max_pixels`` (checked by us) applies."""
-    if max_pixels is None:
-        yield
-        return
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
+    """Set Pillow's decompression-bomb limit to ``max_pixels`` and make crossing it an error.
+
+    Pillow only warns between the limit and twice the limit; the warning is
+    turned into an exception so every image over the limit is refused when its
+    header is read, before any pixel memory is allocated. Pillow's other
+    warnings about damaged files ("Skipping tag ...") are silenced: the file
+    either decodes or fails with one line.
+
+    The limit and the warning filters are global to the process, so reads in
+    several threads share them: reads with the same limit run together, a read
+    with another limit waits until they are done, and the first read sets the
+    globals and the last one restores them.
+    """
+    state = _PixelLimit
+    with state.condition:
+        queued = False
+        while state.holders and (state.value != max_pixels or (state.waiting and not queued)):
+            if state.value != max_pixels and not queued:
+                state.waiting, queued = state.waiting + 1, True
+            state.condition.wait()
+        if queued:
+            state.waiting -= 1
+        if state.holders == 0:
+            state.value, state.saved = max_pixels, Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = max_pixels
+            state.filters = warnings.catch_warnings()
+            state.filters.__enter__()
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        state.holders += 1
     try:
         yield
     finally:
-        Image.MAX_IMAGE_PIXELS = saved
+        with state.condition:
+            state.holders -= 1
+            if state.holders == 0:
+                state.filters.__exit__(None, None, None)
+                Image.MAX_IMAGE_PIXELS = state.saved
+                state.condition.notify_all()
 
 
-BAND_PIXELS = 1 << 24
-"""Images above this many pixels are copied out of Pillow in bands of rows (see :func:`_to_array`)."""
+def _check_pixels(path: str, size: tuple[int, int], max_pixels: int | None) -> None:
+    """The limit again for the selected frame (the frames of a TIFF can differ in size)."""
+    width, height = size
+    if max_pixels is not None and width * height > max_pixels:
+        raise ConvFilterError(_too_many(path, size, max_pixels))
 
 
-def _to_array(img: Image.Image) -> np.ndarray:
-    """``np.asarray(img)`` without its transient copies for large images.
-
-    NumPy reads a Pillow image through ``tobytes()``, which joins encoded
-    chunks: about two extra copies of the image at once (800 MB for a
-    20000x20000 8-bit scan). Large images are copied band by band instead.
-    """
-    if img.width * img.height <= BAND_PIXELS:
-        return np.asarray(img)
-    img.load()
-    rows = max(1, BAND_PIXELS // 4 // img.width)
-    first = np.asarray(img.crop((0, 0, img.width, min(rows, img.height))))
-    pixels = np.empty((img.height, img.width), dtype=first.dtype.newbyteorder("="))
-    pixels[: first.shape[0]] = first
-    for top in range(first.shape[0], img.height, rows):
-        bottom = min(top + rows, img.height)
-        pixels[top:bottom] = np.asarray(img.crop((0, top, img.width, bottom)))
-    return pixels
+def _header_size(path: str, source: BinaryIO | None = None) -> tuple[int, int] | None:
+    """``(width, height)`` from the header alone (Pillow opens lazily), for the error message."""
+    try:
+        if source is not None:
+            source.seek(0)
+        with _pixel_limit(None), Image.open(path if source is None else source) as img:
+            return img.size
+    except Exception:  # the size only decorates an error that is already being reported
+        return None
 
 
-def _to_gray(img: Image.Image, info: dict) -> GrayImage:
-    """Pixels in their decoded dtype (uint8, uint16, int32 or float32); see :func:`read_gray`."""
-    if img.mode in SIXTEEN_BIT_MODES:
-        pixels = _to_array(img)
-        native = pixels.dtype.newbyteorder("=")
-        return GrayImage(pixels.astype(native, copy=False), 65535.0, img.mode, info)
-    if img.mode == "F":
-        return GrayImage(_to_array(img).astype(np.float32, copy=False), 1.0, img.mode, info)
-    mode = img.mode
-    return GrayImage(_to_array(img if mode == "L" else img.convert("L")), 255.0, mode, info)
+def _too_many(path: str, size: tuple[int, int] | None, max_pixels: int | None) -> str:
+    if size is None:
+        count = "more pixels than the limit"
+    else:
+        width, height = size
+        count = f"{height}x{width} = {width * height} pixels, more than the limit of {max_pixels}"
+    return (
+        f"{path}: image is {count} (a guard against decompression bombs); "
+        "raise it with --max-pixels if you trust the file"
+    )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -185,15 +358,40 @@ def same_file(a: str, b: str) -> bool:
         return False
 
 
-def write_pixels(path: str, pixels: np.ndarray, fmt: str, *, dpi: tuple | None = None, **params) -> None:
-    """Encode ``pixels`` (``uint8`` or ``uint16``) as ``fmt`` and move it into place at ``path``.
+def exists_message(path: str) -> str:
+    """The one-line message for an output that exists and may not be replaced."""
+    return f"{path}: already exists (use --overwrite to replace it or --skip-existing to keep it)"
 
-    The image is written to a temporary file in the same directory, flushed,
-    then renamed over ``path``, so readers only ever see the old file or the
-    complete new one; on any failure the temporary file is removed and the
-    old file is untouched.
+
+def write_pixels(
+    path: str, pixels: np.ndarray, fmt: str, *, dpi: tuple | None = None, replace: bool = True, **params
+) -> None:
+    """Encode ``pixels`` (``uint8``, ``uint16`` or ``float32``) as ``fmt`` and move it into place at ``path``.
+
+    See :func:`write_image`.
     """
-    image = Image.fromarray(pixels)
+    write_image(path, Image.fromarray(pixels), fmt, dpi=dpi, replace=replace, **params)
+
+
+def write_image(
+    path: str,
+    image: Image.Image,
+    fmt: str,
+    *,
+    dpi: tuple | None = None,
+    replace: bool = True,
+    **params,
+) -> None:
+    """Encode ``image`` as ``fmt`` and move it into place at ``path``.
+
+    The image is written to a temporary file (``.convfilter-*.part``) in the
+    same directory, flushed, then renamed over ``path``, so readers only ever
+    see the old file or the complete new one; on any failure the temporary
+    file is removed and the old file is untouched. ``dpi`` is stored where the
+    format has a place for it. With ``replace=False`` an existing ``path`` is
+    never replaced, even one created while encoding: the complete file is
+    hard-linked into place, which fails if the name is taken.
+    """
     if dpi and fmt in FORMATS_WITH_DPI:
         params["dpi"] = dpi
     directory = os.path.dirname(os.path.abspath(path))
@@ -207,13 +405,46 @@ def write_pixels(path: str, pixels: np.ndarray, fmt: str, *, dpi: tuple | None =
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, _mode_for(path))
-        os.replace(tmp, path)
+        move_into_place(tmp, path, replace=replace)
+        _sync_directory(directory)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        if isinstance(exc, OSError | ValueError):
+        if isinstance(exc, OSError | ValueError | TypeError | KeyError):
             raise ConvFilterError(f"{path}: cannot write ({_one_line(exc)})") from None
         raise
+
+
+def move_into_place(tmp: str, path: str, *, replace: bool = True) -> None:
+    """Give the complete file ``tmp`` the name ``path`` (renamed over an existing one).
+
+    With ``replace=False`` it is hard-linked, which fails if the name is taken,
+    so nothing is ever replaced: :class:`ConvFilterError` then, ``tmp`` left
+    for the caller to remove.
+    """
+    if replace:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise ConvFilterError(exists_message(path)) from None
+    except OSError:  # a file system without hard links: check, then rename
+        if os.path.lexists(path):
+            raise ConvFilterError(exists_message(path)) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def _sync_directory(directory: str) -> None:
+    """Make the rename durable (best effort: not every file system lets a directory be fsynced)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _mode_for(path: str) -> int:
@@ -221,6 +452,10 @@ def _mode_for(path: str) -> int:
     try:
         return os.stat(path).st_mode & 0o7777
     except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
+        with _UMASK_LOCK:  # reading the umask sets it for a moment; encoders run in threads
+            umask = os.umask(0)
+            os.umask(umask)
         return 0o666 & ~umask
+
+
+_UMASK_LOCK = threading.Lock()

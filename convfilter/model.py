@@ -2,7 +2,8 @@
 
 :func:`conv_model` is the literal single-filter layer ``Conv2D(1, ...)``;
 :func:`blocked_model` is the many-channel ``Conv2D`` of the fast layouts in
-:mod:`convfilter.engine`. This is the only module that imports TensorFlow,
+:mod:`convfilter.engine`; :func:`pool_model` the pooling layers of ``pool``.
+This is the only module that imports TensorFlow,
 and it does so on first use (:func:`keras_module`, or in the background with
 :func:`preload`), so ``--help``, ``--version`` and everything that does not
 run a model start instantly.
@@ -47,6 +48,18 @@ def preload() -> None:
             return
         _preloader = threading.Thread(target=_quiet_preload, name="convfilter-import-tensorflow", daemon=True)
         _preloader.start()
+
+
+PRELOAD_PIXELS = 1 << 22
+"""Images from this many pixels (2048x2048) start the TensorFlow import as soon as they open: their
+decode (a second for 8192x8192) then overlaps the import. Smaller images decode in milliseconds,
+and a file that fails to decode should fail at once, without waiting for an import it started."""
+
+
+def preload_for(size: tuple[int, int]) -> None:
+    """:func:`preload` when an image of ``size`` (width, height) is worth decoding alongside the import."""
+    if size[0] * size[1] >= PRELOAD_PIXELS:
+        preload()
 
 
 def _quiet_preload() -> None:
@@ -219,3 +232,27 @@ def run_conv(
     return convolve(
         batch, kernel, stride=stride, dilation=dilation, pad_y=pad_y, pad_x=pad_x, bias=bias, engine=engine
     )
+
+
+@functools.cache
+def pool_model(kind: str, pool_size: tuple[int, int], stride: tuple[int, int], padding: str) -> Any:
+    """A ``MaxPooling2D`` (``kind='max'``) or ``AveragePooling2D`` (``'avg'``) model for ``N x H x W x 1``."""
+    keras = keras_module()
+    layers = {"max": keras.layers.MaxPooling2D, "avg": keras.layers.AveragePooling2D}
+    inputs = keras.Input(shape=(None, None, 1), name="image")
+    layer = layers[kind](pool_size=pool_size, strides=stride, padding=padding, name="pool")
+    return keras.Model(inputs, layer(inputs), name="convfilter_pool")
+
+
+def run_pool(
+    batch: np.ndarray,
+    kind: str,
+    pool_size: tuple[int, int],
+    *,
+    stride: tuple[int, int],
+    padding: str = "valid",
+) -> np.ndarray:
+    """Run ``batch`` (``N x H x W x 1`` float32) through the pooling layer; returns ``N x H' x W'``."""
+    model = pool_model(kind, pool_size, stride, padding)
+    result = model(np.ascontiguousarray(batch, dtype=np.float32), training=False)
+    return np.asarray(result)[..., 0]

@@ -93,32 +93,99 @@ def plan_tiles(
     ]
 
 
+def border_index(index: np.ndarray, n: int, border: str) -> np.ndarray:
+    """Where position ``index`` (may lie outside ``0..n-1``) of a ``border``-padded axis reads from.
+
+    The same pixels ``numpy.pad`` (:func:`convfilter.borders.pad_batch`)
+    puts there, for any amount of padding, including more than ``n``.
+    """
+    index = np.asarray(index)
+    if border == "replicate":
+        return np.clip(index, 0, n - 1)
+    if border == "wrap":
+        return index % n
+    if border == "symmetric":
+        m = index % (2 * n)
+        return np.where(m >= n, 2 * n - 1 - m, m)
+    if border == "reflect":
+        if n == 1:
+            return np.zeros_like(index)
+        period = 2 * (n - 1)
+        m = index % period
+        return np.where(m >= n, period - m, m)
+    raise ValueError(f"no index rule for border {border!r}")
+
+
+def _window(batch: np.ndarray, tile: Tile, border: str) -> tuple[np.ndarray, tuple, tuple]:
+    """The input ``tile`` reads, and the zeros still to pad around it (none for non-zero borders)."""
+    if border == "zero":
+        return batch[:, tile.in_rows, tile.in_cols], tile.pad_y, tile.pad_x
+    _, h, w = batch.shape
+    rows = border_index(
+        np.arange(tile.in_rows.start - tile.pad_y[0], tile.in_rows.stop + tile.pad_y[1]), h, border
+    )
+    cols = border_index(
+        np.arange(tile.in_cols.start - tile.pad_x[0], tile.in_cols.stop + tile.pad_x[1]), w, border
+    )
+    return batch[:, rows][:, :, cols], (0, 0), (0, 0)
+
+
 def filter_tiles(
-    image: np.ndarray,
+    batch: np.ndarray,
     kernel: np.ndarray,
     stride: tuple[int, int],
     padding: str,
     dilation: tuple[int, int],
     bias: float,
     *,
+    border: str = "zero",
     tile_size: int = DEFAULT_TILE_SIZE,
     engine: str = "auto",
 ) -> Iterator[tuple[Tile, np.ndarray]]:
-    """Yield ``(tile, float32 values)`` for each output tile of the 2-D ``image`` (any real dtype).
+    """Yield ``(tile, float32 N x h x w values)`` per output tile of ``batch`` (``N x H x W``, any dtype).
 
     Arguments must already be validated (:func:`convfilter.core.check_fits`).
-    Only one tile's float buffers exist at a time.
+    ``border`` is what 'same' and 'full' pad with (:mod:`convfilter.borders`):
+    each tile's window is cut from the image with the border's pixels where
+    it pokes out. Only one tile's float buffers exist at a time.
     """
-    for tile in plan_tiles(image.shape, kernel.shape, stride, padding, dilation, tile_size):
-        window = image[tile.in_rows, tile.in_cols][np.newaxis]
+    for tile in plan_tiles(batch.shape[1:], kernel.shape, stride, padding, dilation, tile_size):
+        window, pad_y, pad_x = _window(batch, tile, border)
         values = convolve(
             window,
             kernel,
             stride=stride,
             dilation=dilation,
-            pad_y=tile.pad_y,
-            pad_x=tile.pad_x,
+            pad_y=pad_y,
+            pad_x=pad_x,
             bias=bias,
             engine=engine,
         )
-        yield tile, values[0]
+        yield tile, values
+
+
+def filter_tiled(
+    batch: np.ndarray,
+    kernel: np.ndarray,
+    stride: tuple[int, int],
+    padding: str,
+    dilation: tuple[int, int],
+    bias: float,
+    *,
+    border: str = "zero",
+    tile_size: int = DEFAULT_TILE_SIZE,
+    engine: str = "auto",
+) -> np.ndarray:
+    """The whole ``N x H' x W'`` float32 result of ``batch``, computed tile by tile into one array.
+
+    Bit-identical to one whole-image call; memory is the input, the output
+    and one tile's buffers (instead of the engine's full-size padded copy).
+    """
+    out = np.empty(
+        (batch.shape[0], *output_shape(batch.shape[1:], kernel.shape, stride, padding, dilation)), np.float32
+    )
+    for tile, values in filter_tiles(
+        batch, kernel, stride, padding, dilation, bias, border=border, tile_size=tile_size, engine=engine
+    ):
+        out[:, tile.rows, tile.cols] = values
+    return out

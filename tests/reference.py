@@ -46,6 +46,8 @@ def correlate(
     out = np.full((out_h, out_w), float(bias))
     for a in range(kh):
         for b in range(kw):
-            window = x[a * dy : a * dy + (out_h - 1) * sy + 1 : sy, b * dx : b * dx + (out_w - 1) * sx + 1 : sx]
+            window = x[
+                a * dy : a * dy + (out_h - 1) * sy + 1 : sy, b * dx : b * dx + (out_w - 1) * sx + 1 : sx
+            ]
             out += k[a, b] * window
     return out

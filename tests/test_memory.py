@@ -56,14 +56,14 @@ def test_small_tiles_keep_numpy_memory_below_one_float_copy(tmp_path, range_mode
     [("L", np.uint8, 255), ("I;16", np.uint16, 65535), ("F", np.float32, 1.0)],
 )
 def test_large_images_are_read_in_bands_with_the_same_pixels(tmp_path, monkeypatch, mode, dtype, top):
-    from convfilter import imageio
+    from convfilter import imageio, modes
 
     rng = np.random.default_rng(1)
     pixels = (rng.random((97, 61)) * top).astype(dtype)
     source = tmp_path / ("in.tif" if mode == "F" else "in.png")
     Image.fromarray(pixels).save(source)
     assert Image.open(source).mode == mode
-    monkeypatch.setattr(imageio, "BAND_PIXELS", 500)  # bands of 500 // 4 // 61 = 2 rows
+    monkeypatch.setattr(modes, "BAND_PIXELS", 500)  # bands of 500 // 4 // 61 = 2 rows
     banded = imageio.read_gray(str(source), keep_dtype=True)
     assert banded.pixels.dtype == dtype
     assert np.array_equal(banded.pixels, pixels)

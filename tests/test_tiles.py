@@ -8,7 +8,9 @@ from click.testing import CliRunner
 from PIL import Image
 from reference import correlate
 
+from convfilter.borders import pad_batch
 from convfilter.cli import cli
+from convfilter.core import filter_batch
 from convfilter.engine import convolve
 from convfilter.geometry import padding_amounts
 from convfilter.pipeline import filter_file
@@ -28,9 +30,9 @@ def _assemble(image, kernel, stride, padding, dilation, tile_size, engine="auto"
     shape = None
     parts = []
     for tile, values in filter_tiles(
-        image, kernel, stride, padding, dilation, 0.25, tile_size=tile_size, engine=engine
+        image[np.newaxis], kernel, stride, padding, dilation, 0.25, tile_size=tile_size, engine=engine
     ):
-        parts.append((tile, np.array(values)))
+        parts.append((tile, np.array(values[0])))
         shape = (
             (tile.rows.stop, tile.cols.stop)
             if shape is None
@@ -166,35 +168,8 @@ def test_cli_refuses_a_tile_size_below_16(tmp_path):
     assert not (tmp_path / "out.png").exists()
 
 
-def test_max_pixels_refuses_larger_images(tmp_path):
-    source = _save(tmp_path / "in.png", np.zeros((20, 30), dtype=np.uint8))
-    result = CliRunner().invoke(cli, ["blur", source, str(tmp_path / "out.png"), "--max-pixels", "599"])
-    assert result.exit_code == 1
-    assert result.output == (
-        f"Error: {source}: image has 600 pixels (30x20), more than the limit of 599 (--max-pixels)\n"
-    )
-    assert not (tmp_path / "out.png").exists()
-
-
-def test_pillow_limit_stays_on_by_default_and_max_pixels_raises_it(tmp_path, monkeypatch):
-    source = _save(tmp_path / "in.png", np.full((40, 50), 7, dtype=np.uint8))
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # Pillow refuses > 2x this: 1000 pixels
-    runner = CliRunner()
-    refused = runner.invoke(cli, ["blur", source, str(tmp_path / "out.png")])
-    assert refused.exit_code == 1
-    assert refused.output.startswith(
-        f"Error: {source}: Image size (2000 pixels) exceeds limit of 1000 pixels"
-    )
-    assert not (tmp_path / "out.png").exists()
-    allowed = runner.invoke(cli, ["blur", source, str(tmp_path / "out.png"), "--max-pixels", "2000"])
-    assert allowed.exit_code == 0, allowed.output
-    assert Image.MAX_IMAGE_PIXELS == 500
-    monkeypatch.undo()
-    assert (np.asarray(Image.open(tmp_path / "out.png")) == 7).all()
-
-
 def test_large_png_output_is_lossless(tmp_path):
-    """Above 4 megapixels PNGs are written with fast zlib settings; still lossless, still tiled exactly."""
+    """A large image tiled in 1000x1000 tiles comes back pixel for pixel through the identity kernel."""
     rng = np.random.default_rng(14)
     pixels = rng.integers(0, 256, (2050, 2000), dtype=np.uint8)
     source = _save(tmp_path / "in.png", pixels)
@@ -202,3 +177,73 @@ def test_large_png_output_is_lossless(tmp_path):
     identity[1, 1] = 1
     filter_file(source, str(tmp_path / "out.png"), identity, padding="same", tile_size=1000)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), pixels)
+
+
+BORDER_CONFIGS = [
+    # (kernel shape, stride, dilation, padding, border)
+    ((3, 3), (1, 1), (1, 1), "same", "reflect"),
+    ((5, 4), (2, 3), (1, 1), "same", "symmetric"),
+    ((3, 3), (2, 2), (3, 2), "same", "replicate"),
+    ((4, 2), (1, 1), (1, 2), "full", "wrap"),
+    ((7, 7), (1, 1), (1, 1), "full", "zero"),
+    ((3, 5), (3, 1), (1, 1), "full", "reflect"),
+]
+
+
+@pytest.mark.parametrize("kernel_shape, stride, dilation, padding, border", BORDER_CONFIGS)
+def test_tiled_borders_and_full_padding_equal_the_whole_image(
+    kernel_shape, stride, dilation, padding, border
+):
+    """Each tile's window is cut with the border's pixels: bit-identical to numpy.pad of the whole image."""
+    rng = np.random.default_rng(sum(kernel_shape) + len(border))
+    batch = rng.integers(0, 256, (2, 45, 61), dtype=np.uint8)
+    kernel = rng.standard_normal(kernel_shape)
+    whole = filter_batch(batch, kernel, stride, padding, dilation, 0.5, border=border)
+    tiled = filter_batch(batch, kernel, stride, padding, dilation, 0.5, border=border, tile_size=16)
+    assert len(plan_tiles(batch.shape[1:], kernel_shape, stride, padding, dilation, 16)) >= 3
+    assert np.array_equal(tiled, whole)
+    for image, result in zip(batch, tiled, strict=True):
+        h, w = image.shape
+        pad_y = padding_amounts(h, kernel_shape[0], stride[0], dilation[0], padding)
+        pad_x = padding_amounts(w, kernel_shape[1], stride[1], dilation[1], padding)
+        padded = pad_batch(image[np.newaxis].astype(float), pad_y, pad_x, border)[0]
+        expected = correlate(padded, kernel, stride, "valid", dilation, 0.5)
+        assert np.abs(result - expected).max() < 1e-6 * np.abs(kernel).sum() * 255
+
+
+@pytest.mark.parametrize("border", ["reflect", "symmetric", "replicate", "wrap"])
+def test_tiles_smaller_than_the_border_pad(border):
+    """A 3x2 image padded by 15 on each side ('full', 16x16 kernel): the pad repeats, as numpy.pad's does."""
+    rng = np.random.default_rng(5)
+    batch = rng.integers(0, 256, (1, 3, 2), dtype=np.uint8)
+    kernel = rng.standard_normal((16, 16))
+    whole = filter_batch(batch, kernel, (1, 1), "full", (1, 1), 0.0, border=border)
+    tiled = filter_batch(batch, kernel, (1, 1), "full", (1, 1), 0.0, border=border, tile_size=16)
+    assert whole.shape == (1, 18, 17)
+    assert np.array_equal(tiled, whole)
+    padded = pad_batch(batch.astype(float), (15, 15), (15, 15), border)[0]
+    expected = correlate(padded, kernel, padding="valid")
+    assert np.abs(whole[0] - expected).max() < 1e-6 * np.abs(kernel).sum() * 255
+
+
+def test_cli_color_reflect_batch_with_small_tiles_is_identical(tmp_path):
+    """--color (RGBA: channels filtered, alpha carried) and --border reflect, as a batch with -o."""
+    rng = np.random.default_rng(15)
+    sources = []
+    for name in ("a.png", "b.png"):
+        path = tmp_path / name
+        Image.fromarray(rng.integers(0, 256, (50, 70, 4), dtype=np.uint8), "RGBA").save(path)
+        sources.append(str(path))
+    runner = CliRunner()
+    options = ["--color", "--padding", "same", "--border", "reflect", "-q"]
+    small = runner.invoke(
+        cli, ["gaussian", *sources, "-o", str(tmp_path / "s"), "--tile-size", "16", *options]
+    )
+    whole = runner.invoke(cli, ["gaussian", *sources, "-o", str(tmp_path / "w"), *options])
+    assert small.exit_code == whole.exit_code == 0, small.output + whole.output
+    for name in ("a.png", "b.png"):
+        a = Image.open(tmp_path / "s" / name)
+        b = Image.open(tmp_path / "w" / name)
+        assert a.mode == b.mode == "RGBA"
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+        assert np.array_equal(np.asarray(a)[..., 3], np.asarray(Image.open(tmp_path / name))[..., 3])

@@ -1,0 +1,382 @@
+"""The commands that do not filter with a kernel: ``kernels``, ``explain`` and ``pool``.
+
+``kernels`` and ``explain`` are arithmetic and printing only: they never
+import TensorFlow. ``pool`` runs a Keras pooling layer. As in
+:mod:`convfilter.cli`, library errors become Click's exceptions here:
+``ValueError`` -> exit 2, :class:`~convfilter.errors.ConvFilterError` -> exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+
+import click
+import numpy as np
+
+from convfilter.borders import BORDERS
+from convfilter.cli_show import check_side_outputs, show_options, write_pool_side_outputs
+from convfilter.errors import ConvFilterError, ImageTooSmallError
+from convfilter.geometry import PADDINGS
+from convfilter.kernels import KERNELS, MAX_KERNEL_SIZE, KernelParameterError, NamedKernel, format_grid
+from convfilter.pipeline import RAW, pool_file
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+"""The same settings as :data:`convfilter.cli.CONTEXT_SETTINGS`."""
+
+
+def _named_kernel(ctx: click.Context, param: click.Parameter, value):
+    if value is None:
+        return None
+    try:
+        return KERNELS[value]
+    except KeyError:
+        raise click.BadParameter(
+            f"unknown kernel {value!r}; known kernels: {', '.join(KERNELS)}", ctx=ctx, param=param
+        ) from None
+
+
+def _build_named(kernel: NamedKernel, params: dict) -> tuple[np.ndarray, dict]:
+    """The kernel's grid from the given parameters; a fresh seed for ``random`` when none is given."""
+    params = {k: v for k, v in params.items() if v is not None}
+    if "seed" in kernel.options and "seed" not in params:
+        params["seed"] = secrets.randbelow(2**31)
+    try:
+        return kernel.grid(**params), params
+    except KernelParameterError as exc:
+        raise click.BadParameter(str(exc), param_hint=f"'--{exc.param}'") from None
+
+
+def _json_numbers(grid: np.ndarray) -> list:
+    return np.asarray(grid, dtype=float).tolist()
+
+
+@click.group(
+    "kernels",
+    invoke_without_command=True,
+    short_help="list the named kernels; 'kernels show NAME' prints one",
+    context_settings=CONTEXT_SETTINGS,
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.pass_context
+def kernels_group(ctx: click.Context, as_json: bool) -> None:
+    """List every named kernel with a one-line description.
+
+    \b
+    Examples:
+      convfilter kernels
+      convfilter kernels show gaussian --size 5 --sigma 1.5
+      convfilter kernels show sobel-x --json
+    """
+    ctx.ensure_object(dict)["json"] = as_json
+    if ctx.invoked_subcommand is not None:
+        return
+    if as_json:
+        listing = []
+        for kernel in KERNELS.values():
+            entry = {"name": kernel.name, "summary": kernel.summary, "options": list(kernel.options)}
+            entry["defaults"] = dict(kernel.defaults or {})
+            if not kernel.options:
+                entry["shape"] = list(kernel.build().shape)
+            listing.append(entry)
+        click.echo(json.dumps(listing, indent=2))
+        return
+    width = max(len(name) for name in KERNELS)
+    for kernel in KERNELS.values():
+        click.echo(f"{kernel.name.ljust(width)}  {kernel.summary}")
+
+
+@kernels_group.command("show", context_settings=CONTEXT_SETTINGS)
+@click.argument("kernel", metavar="NAME", callback=_named_kernel)
+@click.option(
+    "--size", type=click.IntRange(1, MAX_KERNEL_SIZE), default=None, metavar="N", help="Kernel side N."
+)
+@click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=None, help="Gaussian sigma.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the random kernel.")
+@click.option("--normalize/--no-normalize", default=None, help="blur: weights 1/N^2 or all ones.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (exact weights) instead of text.")
+@click.pass_context
+def kernels_show(ctx: click.Context, kernel: NamedKernel, as_json: bool, **params) -> None:
+    """Print the weights of the named kernel NAME.
+
+    The text form is a .txt matrix (the header is a # comment) that
+    'convfilter custom --kernel @file.txt' reads back; values have 6
+    significant digits, --json gives them exactly.
+    """
+    grid, used = _build_named(kernel, params)
+    if as_json or (ctx.obj or {}).get("json"):
+        data = {
+            "name": kernel.name,
+            "summary": kernel.summary,
+            "shape": list(grid.shape),
+            "params": used,
+            "sum": float(grid.sum()),
+            "kernel": _json_numbers(grid),
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
+    shown = ", ".join(f"{k}={v}" for k, v in used.items())
+    h, w = grid.shape
+    click.echo(f"# {kernel.name} {h}x{w}" + (f" ({shown})" if shown else "") + f", sum {grid.sum():.6g}")
+    click.echo(format_grid(grid))
+
+
+EXPLAIN_HELP = """Explain what the Conv2D does to a shape, without running it.
+
+Prints the input shape, the kernel size, the padding added on each side, the
+output shape with the formula that gave it, the layer's trainable weights
+and the connections a fully connected layer with the same input and output
+would need. Give the input as IMAGE (an image or a matrix file) or --shape
+H W, and the kernel as --kernel-size KH KW or --kernel NAME|SPEC (a named
+kernel with its --size/--sigma/--seed, or a custom SPEC as for 'custom').
+
+\b
+Examples:
+  convfilter explain --shape 28 28 --kernel-size 5 5 --padding same
+  convfilter explain photo.png --kernel gaussian --size 7 --stride 2 2
+  convfilter explain --shape 1 4 --kernel "1,-1" --json
+"""
+
+
+@click.command(
+    "explain",
+    help=EXPLAIN_HELP,
+    short_help="shapes, padding and weight counts, no model run",
+    context_settings=CONTEXT_SETTINGS,
+)
+@click.argument("image", metavar="[IMAGE]", required=False)
+@click.option(
+    "--shape",
+    nargs=2,
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="H W",
+    help="Input rows and columns.",
+)
+@click.option(
+    "--kernel-size",
+    nargs=2,
+    type=click.IntRange(1, MAX_KERNEL_SIZE),
+    default=None,
+    metavar="KH KW",
+    help="Kernel rows and columns.",
+)
+@click.option("--kernel", "kernel_arg", metavar="NAME|SPEC", help="A named kernel or a custom SPEC.")
+@click.option(
+    "--size", type=click.IntRange(1, MAX_KERNEL_SIZE), default=None, metavar="N", help="Named kernel's side."
+)
+@click.option("--sigma", type=click.FloatRange(min=0, min_open=True), default=None, help="gaussian's sigma.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="random's seed (to show its weights).")
+@click.option(
+    "--stride",
+    nargs=2,
+    type=click.IntRange(min=1),
+    default=(1, 1),
+    show_default=True,
+    metavar="SY SX",
+    help="Step between windows, rows then columns.",
+)
+@click.option(
+    "--padding",
+    type=click.Choice(PADDINGS),
+    default="valid",
+    show_default=True,
+    help="As for the filtering commands.",
+)
+@click.option(
+    "--border",
+    type=click.Choice(BORDERS),
+    default="zero",
+    show_default=True,
+    help="What the padding holds (shapes do not depend on it).",
+)
+@click.option("--convolve", is_flag=True, help="Show the weights flipped, as --convolve applies them.")
+@click.option(
+    "--dilation",
+    nargs=2,
+    type=click.IntRange(min=1),
+    default=(1, 1),
+    show_default=True,
+    metavar="DY DX",
+    help="Gap between kernel taps, rows then columns.",
+)
+@click.option("--bias", type=float, default=0.0, show_default=True, help="A non-zero bias adds 1 weight.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def explain_command(
+    image,
+    shape,
+    kernel_size,
+    kernel_arg,
+    size,
+    sigma,
+    seed,
+    stride,
+    padding,
+    border,
+    convolve,
+    dilation,
+    bias,
+    as_json,
+):
+    from convfilter.explain import explain, format_text
+
+    if (image is None) == (shape is None):
+        raise click.UsageError("give the input as IMAGE or as --shape H W (one of them)")
+    if (kernel_size is None) == (kernel_arg is None):
+        raise click.UsageError(
+            "give the kernel as --kernel-size KH KW or as --kernel NAME|SPEC (one of them)"
+        )
+    named = {"size": size, "sigma": sigma, "seed": seed}
+    kernel_name, grid = None, None
+    if kernel_arg is not None and kernel_arg in KERNELS:
+        kernel = KERNELS[kernel_arg]
+        hide_weights = "seed" in kernel.options and seed is None
+        if hide_weights:
+            named["seed"] = 0  # the shape only: random weights are shown with --seed
+        grid, _ = _build_named(kernel, named)
+        kernel_name = kernel.name
+        kernel_size = grid.shape
+        if hide_weights:
+            grid = None
+    else:
+        for option, value in named.items():
+            if value is not None:
+                raise click.BadParameter(
+                    "applies to named kernels (--kernel NAME) only", param_hint=f"'--{option}'"
+                )
+        if kernel_arg is not None and re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", kernel_arg):
+            raise click.BadParameter(
+                f"unknown kernel {kernel_arg!r}; known kernels: {', '.join(KERNELS)} "
+                '(or a SPEC such as "1,0,-1")',
+                param_hint="'--kernel'",
+            )
+        if kernel_arg is not None:
+            from convfilter.kernelspec import parse_kernel
+
+            try:
+                grid = parse_kernel(kernel_arg)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="'--kernel'") from None
+            kernel_name = "custom"
+    if grid is not None:
+        kernel_size = grid.shape
+    if not math.isfinite(bias):
+        raise click.BadParameter(f"{bias} is not a finite number.", param_hint="'--bias'")
+    source = ""
+    if image is not None:
+        from convfilter.pipeline import read_input
+
+        try:
+            shape = read_input(image).shape
+        except ConvFilterError as exc:
+            raise click.ClickException(str(exc)) from None
+        source = f"{image}: "
+    try:
+        result = explain(
+            shape,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            use_bias=bias != 0.0,
+            kernel_name=kernel_name,
+            kernel=grid,
+            border=border,
+            convolve=convolve,
+        )
+    except ImageTooSmallError as exc:
+        if image is not None:
+            raise click.ClickException(f"{source}{exc}") from None
+        raise click.BadParameter(str(exc), param_hint="'--shape'") from None
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        click.echo(format_text(result))
+
+
+POOL_HELP = """Pool INPUT with Keras's MaxPooling2D (max) or AveragePooling2D (avg).
+
+The window is --size N x N; the stride defaults to the window, as in Keras.
+'same' padding never counts padded pixels (avg divides by the real pixels in
+each window). INPUT and OUTPUT may be images or matrix files (.npy .csv .txt).
+
+\b
+Examples:
+  convfilter pool max sample_images/ascent.png small.png --size 2
+  convfilter pool avg grid.csv pooled.csv --size 3 --stride 1 1 --padding same
+"""
+
+
+@click.command(
+    "pool",
+    help=POOL_HELP,
+    short_help="max or average pooling (Keras pooling layers)",
+    context_settings=CONTEXT_SETTINGS,
+)
+@click.argument("kind", type=click.Choice(["max", "avg"]), metavar="max|avg")
+@click.argument("input_path", metavar="INPUT")
+@click.argument("output_path", metavar="OUTPUT")
+@click.option(
+    "--size",
+    type=click.IntRange(1, MAX_KERNEL_SIZE),
+    default=2,
+    show_default=True,
+    metavar="N",
+    help="Pool window N x N.",
+)
+@click.option(
+    "--stride",
+    nargs=2,
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="SY SX",
+    help="Step between windows (default: the window size).",
+)
+@click.option(
+    "--padding",
+    type=click.Choice(["valid", "same"]),
+    default="valid",
+    show_default=True,
+    help="'valid': only whole windows; 'same': ceil(n/stride) outputs.",
+)
+@click.option(
+    "--depth", type=click.Choice(["8", "16"]), default=None, help="Output bits per pixel (images only)."
+)
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists (never the input).")
+@click.option("-v", "--verbose", is_flag=True, help="Print shapes to stderr.")
+@show_options
+def pool_command(
+    kind, input_path, output_path, size, stride, padding, depth, overwrite, verbose, compare_path, export_path
+):
+    check_side_outputs(input_path, output_path, compare_path, export_path)
+    try:
+        result = pool_file(
+            input_path,
+            output_path,
+            kind,
+            size,
+            stride=stride,
+            padding=padding,
+            depth=None if depth is None else int(depth),
+            overwrite=overwrite,
+        )
+    except ConvFilterError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if verbose:
+        layer = {"max": "MaxPooling2D", "avg": "AveragePooling2D"}[kind]
+        sy, sx = stride or (size, size)
+        (h, w), (oh, ow) = result.input_shape, result.output_shape
+        values = "raw float32 values" if result.range_mode == RAW else f"{result.depth}-bit"
+        click.echo(
+            f"input:   {result.input}: {h}x{w} (tensor 1x{h}x{w}x1)\n"
+            f"layer:   {layer}(pool_size=({size}, {size}), strides=({sy}, {sx}), padding='{padding}')\n"
+            f"output:  {result.output}: {oh}x{ow}, {values} {result.minimum:.6g}..{result.maximum:.6g}",
+            err=True,
+        )
+    write_pool_side_outputs(kind, size, stride, padding, result, compare_path, export_path)

@@ -1,0 +1,59 @@
+"""``--export MODEL.keras``: saving the model that produced an output, in Keras's native format.
+
+The saved model is built by :func:`convfilter.stack.build_stack` from the
+same stages, with the same weights, so ``keras.saving.load_model(path)``
+gives a model that maps an ``N x H x W x 1`` float32 batch (pixel values in
+the input's scale, 0..255 for 8-bit images) to exactly the raw values that
+were mapped to OUTPUT's pixels. Its ``Conv2D`` layer is named ``conv`` for a
+single filter and ``stageN_<name>`` in a chain. Nothing custom is saved, so
+no ``custom_objects`` are needed to load it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Sequence
+
+from convfilter.errors import ConvFilterError
+from convfilter.imageio import _mode_for, check_writable
+
+MODEL_EXTENSION = ".keras"
+
+
+def check_model_path(path: str) -> None:
+    """Raise :class:`ConvFilterError` unless ``path`` ends in ``.keras`` and can be written."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext != MODEL_EXTENSION:
+        shown = repr(ext) if ext else "no extension"
+        raise ConvFilterError(f"{path}: a model is saved in Keras's native format; use .keras, not {shown}")
+    check_writable(path)
+
+
+def export_stack(path: str, stages: Sequence, input_shape: Sequence[int]) -> None:
+    """Build the model for ``stages`` (see :mod:`convfilter.stack`) and save it to ``path`` atomically."""
+    from convfilter.stack import build_stack
+
+    model, _ = build_stack(stages, input_shape)
+    save_model(model, path)
+
+
+def save_model(model, path: str) -> None:
+    """Save a Keras model to ``path`` (``.keras``) through a temporary file renamed into place."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".convfilter-", suffix=MODEL_EXTENSION, dir=directory)
+    except OSError as exc:
+        raise ConvFilterError(f"{path}: cannot write ({exc.strerror})") from None
+    os.close(fd)
+    try:
+        model.save(tmp, overwrite=True)
+        os.chmod(tmp, _mode_for(path))
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise ConvFilterError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise

@@ -1,0 +1,138 @@
+"""Parsing the ``--kernel SPEC`` of ``convfilter custom``, strictly and without ``eval``.
+
+A SPEC is one of:
+
+* inline rows: ``"1,0,-1"`` (1x3), ``"1,0.5;0.5,1"`` (2x2): rows split by
+  ``;`` (or newlines), values by ``,`` and/or spaces;
+* a JSON nested list: ``"[[1,0.5],[0.5,1]]"`` (a flat list is one row);
+* ``@path`` to a ``.npy`` (loaded with ``allow_pickle=False``), ``.csv`` or
+  ``.txt`` matrix file (see :mod:`convfilter.matrixio`).
+
+Every problem raises ``ValueError`` with a one-line message saying what was
+wrong and echoing what was received.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from convfilter.errors import ConvFilterError
+from convfilter.kernels import MAX_KERNEL_SIZE
+from convfilter.matrixio import MATRIX_EXTENSIONS, MatrixSyntaxError, parse_rows, read_matrix
+
+ECHO_LIMIT = 60
+"""Received specs longer than this are shortened in error messages."""
+
+
+def received(spec: str) -> str:
+    """``(received '...')`` for error messages, shortened for very long specs."""
+    shown = spec if len(spec) <= ECHO_LIMIT else spec[: ECHO_LIMIT - 3] + "..."
+    return f"(received {shown!r})"
+
+
+def parse_kernel(spec: str) -> np.ndarray:
+    """Parse a kernel SPEC (inline rows, JSON nested list or ``@file``) into a 2-D float64 array.
+
+    Raises ``ValueError`` for an empty, ragged, non-numeric, non-finite or
+    oversized (more than ``MAX_KERNEL_SIZE`` per side) kernel, and for a
+    ``@file`` that cannot be read.
+    """
+    if not isinstance(spec, str):
+        raise ValueError(f"kernel must be given as text {received(repr(spec))}")
+    text = spec.strip()
+    if not text:
+        raise ValueError(f"kernel is empty {received(spec)}")
+    if text.startswith("@"):
+        grid = _read_file(text[1:], spec)
+    elif text.startswith("["):
+        grid = _parse_json(text, spec)
+    else:
+        rows = text.replace("\n", ";").split(";")
+        labels = [(f"row {number}", row) for number, row in enumerate(rows, start=1)]
+        try:
+            grid = parse_rows(labels)
+        except MatrixSyntaxError as exc:
+            raise ValueError(f"kernel {exc} {received(spec)}") from None
+    return check_size(grid, spec)
+
+
+def check_size(grid: np.ndarray, spec: str) -> np.ndarray:
+    """Refuse kernels with more than ``MAX_KERNEL_SIZE`` rows or columns."""
+    h, w = grid.shape
+    if max(h, w) > MAX_KERNEL_SIZE:
+        raise ValueError(
+            f"kernel is {h}x{w}, larger than the {MAX_KERNEL_SIZE}x{MAX_KERNEL_SIZE} maximum {received(spec)}"
+        )
+    return grid
+
+
+def _read_file(path: str, spec: str) -> np.ndarray:
+    if not path:
+        raise ValueError(f"kernel file name is missing after '@' {received(spec)}")
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in MATRIX_EXTENSIONS:
+        shown = repr(ext) if ext else "no extension"
+        raise ValueError(f"kernel file must be {', '.join(MATRIX_EXTENSIONS)}, not {shown} {received(spec)}")
+    try:
+        return read_matrix(path)
+    except ConvFilterError as exc:
+        raise ValueError(f"kernel file {exc}") from None
+
+
+class _NonFinite(str):
+    """JSON's ``NaN``, ``Infinity`` and ``-Infinity``, kept as text so they can be refused by position."""
+
+
+def _parse_json(text: str, spec: str) -> np.ndarray:
+    try:
+        data = json.loads(text, parse_constant=_NonFinite)
+    except RecursionError:
+        raise ValueError(f"kernel JSON is nested too deeply {received(spec)}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"kernel is not valid JSON: {exc.msg} at column {exc.colno} {received(spec)}"
+        ) from None
+    if not isinstance(data, list) or not data:
+        raise ValueError(f"kernel is empty {received(spec)}")
+    rows = data if all(isinstance(row, list) for row in data) else [data]
+    width = None
+    grid = []
+    for number, row in enumerate(rows, start=1):
+        where = f"row {number}"
+        if not row:
+            raise ValueError(f"kernel {where} is empty {received(spec)}")
+        values = []
+        for item in row:
+            if isinstance(item, _NonFinite):
+                raise ValueError(f"kernel value {str(item)!r} in {where} is not finite {received(spec)}")
+            if isinstance(item, bool) or not isinstance(item, int | float):
+                raise ValueError(
+                    f"kernel value {json.dumps(item)} in {where} is not a number {received(spec)}"
+                )
+            values.append(item)
+        if width is not None and len(values) != width:
+            raise ValueError(
+                f"kernel rows differ in length: row 1 has {width} values, {where} has {len(values)} "
+                f"{received(spec)}"
+            )
+        width = len(values)
+        grid.append(values)
+    try:
+        array = np.array(grid, dtype=np.float64)
+    except OverflowError:
+        raise ValueError(f"kernel has a value too large for a float {received(spec)}") from None
+    if not np.isfinite(array).all():
+        raise ValueError(f"kernel has a value too large for a float {received(spec)}")
+    return array
+
+
+def normalize(grid: np.ndarray, spec: str = "") -> np.ndarray:
+    """Divide ``grid`` by its sum; ``ValueError`` if the sum is 0 (within rounding)."""
+    total = float(grid.sum())
+    if abs(total) <= 1e-12 * float(np.abs(grid).sum()) or total == 0.0:
+        shown = f" {received(spec)}" if spec else ""
+        raise ValueError(f"kernel sums to 0 and cannot be normalized{shown}")
+    return grid / total

@@ -1,0 +1,196 @@
+"""2-D numeric matrices in files: ``.npy``, ``.csv`` and ``.txt``.
+
+A matrix file is used as it is: no grayscale conversion, no 0..255 scale.
+Text files hold one row per line, values separated by commas and/or
+whitespace; blank lines and lines starting with ``#`` are skipped (the
+header ``numpy.savetxt`` writes). ``.npy`` files are read with
+``allow_pickle=False``. A 1-D array (one line of text, or a 1-D ``.npy``) is
+a ``1 x N`` matrix. Values are parsed strictly: no NaN, no infinity, nothing
+that is not a plain decimal number.
+
+Results are written as raw float32 values (what the Conv2D computes): ``.npy``
+as a float32 array, text as the shortest decimal that reads back to the same
+float32, integral values without a trailing ``.0``. Writes are atomic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+
+import numpy as np
+
+from convfilter.errors import ConvFilterError
+from convfilter.imageio import _mode_for, move_into_place
+
+MATRIX_EXTENSIONS = (".npy", ".csv", ".txt")
+NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+NOT_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+SEPARATOR = re.compile(r"\s*,\s*|\s+")
+MAX_TEXT_BYTES = 256 * 1024 * 1024
+NPY_MAGIC = b"\x93NUMPY"
+
+
+class MatrixSyntaxError(ValueError):
+    """Text that is not a rectangular matrix of finite decimal numbers."""
+
+
+def is_matrix_path(path: str) -> bool:
+    """True when ``path`` ends in ``.npy``, ``.csv`` or ``.txt`` (any case)."""
+    return os.path.splitext(str(path))[1].lower() in MATRIX_EXTENSIONS
+
+
+def parse_number(token: str, where: str) -> float:
+    """``token`` as a finite float, or :class:`MatrixSyntaxError` naming ``where`` (e.g. ``'row 2'``)."""
+    if NOT_FINITE.fullmatch(token):
+        raise MatrixSyntaxError(f"value {token!r} in {where} is not finite")
+    if not NUMBER.fullmatch(token):
+        raise MatrixSyntaxError(f"value {token!r} in {where} is not a number")
+    value = float(token)
+    if not np.isfinite(value):
+        raise MatrixSyntaxError(f"value {token!r} in {where} is too large")
+    return value
+
+
+def parse_rows(rows: list[tuple[str, str]]) -> np.ndarray:
+    """Parse ``(label, text)`` rows into a 2-D float64 array.
+
+    Each row's values are separated by commas and/or whitespace; ``label``
+    (``'row 1'``, ``'line 3'``) names the row in error messages. Raises
+    :class:`MatrixSyntaxError` for empty rows or values, non-numbers,
+    non-finite values and rows of different lengths.
+    """
+    if not rows:
+        raise MatrixSyntaxError("no values")
+    parsed: list[list[float]] = []
+    for label, text in rows:
+        text = text.strip()
+        if not text:
+            raise MatrixSyntaxError(f"{label} is empty")
+        tokens = SEPARATOR.split(text)
+        if "" in tokens:
+            raise MatrixSyntaxError(f"{label} has an empty value")
+        values = [parse_number(token, label) for token in tokens]
+        if parsed and len(values) != len(parsed[0]):
+            raise MatrixSyntaxError(
+                f"rows differ in length: {rows[0][0]} has {len(parsed[0])} values, {label} has {len(values)}"
+            )
+        parsed.append(values)
+    return np.array(parsed, dtype=np.float64)
+
+
+def parse_text(text: str) -> np.ndarray:
+    """Parse the text of a ``.csv``/``.txt`` matrix file (blank and ``#`` lines skipped)."""
+    rows = [
+        (f"line {number}", line)
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    return parse_rows(rows)
+
+
+def as_matrix(array: np.ndarray) -> np.ndarray:
+    """A numeric 1-D or 2-D array as a 2-D float64 matrix (1-D -> ``1 x N``), or ``ValueError``."""
+    if array.dtype.kind not in "iuf":
+        raise ValueError(f"holds {array.dtype} values, not real numbers")
+    if array.ndim == 1:
+        array = array[np.newaxis]
+    if array.ndim != 2:
+        raise ValueError(f"is a {array.ndim}-D array of shape {array.shape}; a matrix must be 1-D or 2-D")
+    if array.size == 0:
+        raise ValueError(f"is empty (shape {array.shape})")
+    matrix = array.astype(np.float64)
+    bad = np.argwhere(~np.isfinite(matrix))
+    if bad.size:
+        row, col = bad[0]
+        raise ValueError(f"value at row {row + 1}, column {col + 1} is not finite ({matrix[row, col]})")
+    return matrix
+
+
+def read_matrix(path: str) -> np.ndarray:
+    """Read the matrix file ``path`` as a 2-D float64 array.
+
+    Every failure is a :class:`ConvFilterError` whose message starts with ``path``.
+    """
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in MATRIX_EXTENSIONS:
+        raise ConvFilterError(f"{path}: not a matrix file; use {', '.join(MATRIX_EXTENSIONS)}")
+    try:
+        if ext == ".npy":
+            with open(path, "rb") as handle:
+                magic = handle.read(len(NPY_MAGIC))
+            if magic != NPY_MAGIC:
+                raise ValueError("not a .npy file (no NumPy header)")
+            try:
+                array = np.load(path, allow_pickle=False)
+            except ValueError as exc:
+                if "pickle" in str(exc):
+                    raise ValueError("holds Python objects, which need pickle (refused)") from None
+                raise ValueError(f"not a valid .npy file ({_one_line(exc)})") from None
+            return as_matrix(array)
+        if os.path.getsize(path) > MAX_TEXT_BYTES:
+            raise ValueError(f"is larger than {MAX_TEXT_BYTES // 2**20} MiB; use .npy for big matrices")
+        with open(path, encoding="utf-8-sig") as handle:
+            text = handle.read()
+        return parse_text(text)
+    except FileNotFoundError:
+        raise ConvFilterError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConvFilterError(f"{path}: is a directory, not a matrix file") from None
+    except PermissionError:
+        raise ConvFilterError(f"{path}: permission denied") from None
+    except UnicodeDecodeError:
+        raise ConvFilterError(f"{path}: not a text file (it is not UTF-8)") from None
+    except (OSError, EOFError, ValueError) as exc:
+        raise ConvFilterError(f"{path}: {_one_line(exc)}") from None
+
+
+def format_value(value: float) -> str:
+    """The shortest decimal that reads back as the same float32, without a trailing ``.0``."""
+    text = str(np.float32(value) + np.float32(0.0))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def format_matrix(matrix: np.ndarray, separator: str) -> str:
+    """Rows of :func:`format_value` values joined by ``separator``, one line each."""
+    return "".join(separator.join(format_value(v) for v in row) + "\n" for row in np.atleast_2d(matrix))
+
+
+def write_matrix(path: str, matrix: np.ndarray, *, replace: bool = True) -> None:
+    """Write ``matrix`` (2-D) to ``path`` as raw float32 values, atomically (temp file + rename).
+
+    With ``replace=False`` an existing ``path`` is never replaced (see
+    :func:`convfilter.imageio.move_into_place`).
+    """
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in MATRIX_EXTENSIONS:
+        raise ConvFilterError(f"{path}: not a matrix file; use {', '.join(MATRIX_EXTENSIONS)}")
+    values = np.asarray(matrix, dtype=np.float32)
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".convfilter-", suffix=".part", dir=directory)
+    except OSError as exc:
+        raise ConvFilterError(f"{path}: cannot write ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if ext == ".npy":
+                np.save(handle, values, allow_pickle=False)
+            else:
+                handle.write(format_matrix(values, "," if ext == ".csv" else " ").encode("ascii"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, _mode_for(path))
+        move_into_place(tmp, path, replace=replace)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise ConvFilterError(f"{path}: cannot write ({_one_line(exc)})") from None
+        raise
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,32 @@
+"""Shared fixtures: small deterministic images written with Pillow."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+
+
+@pytest.fixture
+def gray_png(tmp_path: Path) -> Path:
+    """A 13x17 8-bit grayscale PNG of seeded random values (non-square, textured)."""
+    pixels = np.random.default_rng(42).integers(0, 256, (13, 17), dtype=np.uint8)
+    path = tmp_path / "gray.png"
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+@pytest.fixture
+def convfilter_exe() -> Path:
+    """The installed console script, next to the running interpreter."""
+    exe = Path(sys.executable).with_name("convfilter")
+    if not exe.exists():
+        pytest.skip("convfilter console script is not installed in this environment")
+    return exe

@@ -1,0 +1,66 @@
+"""The --range mapping from float results to pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from convfilter.pixels import resolve_range, to_pixels
+
+
+def test_clip_rounds_and_clips():
+    values = np.array([[-3.0, 0.4, 0.5, 1.5], [127.49, 254.6, 255.0, 300.0]])
+    expected = np.array([[0, 0, 0, 2], [127, 255, 255, 255]], dtype=np.uint8)
+    out = to_pixels(values, "clip", in_max=255)
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_abs_takes_magnitude_then_clips():
+    values = np.array([[-3.0, 3.0, -400.0, 10.6]])
+    np.testing.assert_array_equal(to_pixels(values, "abs", in_max=255), [[3, 3, 255, 11]])
+
+
+def test_rescale_maps_min_max_to_full_range():
+    values = np.array([[-10.0, 0.0], [10.0, 30.0]])
+    # (v + 10) / 40 * 255 -> 0, 63.75, 127.5, 255
+    np.testing.assert_array_equal(to_pixels(values, "rescale", in_max=255), [[0, 64], [128, 255]])
+
+
+def test_rescale_of_constant_is_zero():
+    np.testing.assert_array_equal(to_pixels(np.full((2, 2), 7.0), "rescale", in_max=255), np.zeros((2, 2)))
+
+
+def test_sixteen_bit_output_scales_from_input_range():
+    values = np.array([[0.0, 127.5, 255.0]])
+    out = to_pixels(values, "clip", in_max=255, depth=16)
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out, [[0, 32768, 65535]])  # 127.5 * 257 = 32767.5 -> 32768 (half to even)
+
+
+def test_sixteen_bit_input_to_eight_bit_output():
+    np.testing.assert_array_equal(to_pixels(np.array([[65535.0, 257.0]]), "clip", in_max=65535), [[255, 1]])
+
+
+def test_nan_becomes_zero():
+    out = to_pixels(np.array([[np.nan, 1.0, 3.0]]), "rescale", in_max=255)
+    np.testing.assert_array_equal(out, [[0, 0, 255]])
+
+
+@pytest.mark.parametrize(
+    "kernel,expected",
+    [
+        (np.full((3, 3), 1 / 9), "clip"),
+        (np.array([[0.0, 1.0]]), "clip"),
+        (np.array([[-1.0, 2.0]]), "rescale"),
+        (np.ones((2, 2)), "rescale"),
+    ],
+)
+def test_auto_resolves_by_kernel(kernel, expected):
+    assert resolve_range("auto", kernel) == expected
+    assert resolve_range("abs", kernel) == "abs"
+
+
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="The `range` argument must be one of auto, clip, rescale, abs"):
+        resolve_range("log", np.ones((1, 1)))
