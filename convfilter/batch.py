@@ -103,7 +103,7 @@ class Settings:
     png_compression: int | None = 1
     overwrite: bool = False
     range_request: str = "auto"
-    tile_size: int = DEFAULT_TILE_SIZE
+    tile_size: int | None = DEFAULT_TILE_SIZE
 
 
 def make_settings(
@@ -123,7 +123,7 @@ def make_settings(
     quality: int | None = None,
     png_compression: int | None = 1,
     overwrite: bool = False,
-    tile_size: int = DEFAULT_TILE_SIZE,
+    tile_size: int | None = DEFAULT_TILE_SIZE,
 ) -> Settings:
     """Validate the run's arguments (``ValueError`` if one is bad) and resolve ``range_mode='auto'``.
 
@@ -131,7 +131,8 @@ def make_settings(
     ``png_compression``, zlib's level 0..9 for PNG outputs (``None``: Pillow's
     default, 6), and ``overwrite``, which allows replacing existing outputs.
     ``tile_size``: images whose output is larger than ``tile_size`` x
-    ``tile_size`` are filtered in tiles (bit-identical, see :mod:`convfilter.tiles`).
+    ``tile_size`` are filtered in tiles (bit-identical, see :mod:`convfilter.tiles`);
+    ``None`` filters every image at once (keeping all raw values, as ``--compare`` needs).
     """
     grid = orient_kernel(check_kernel(kernel), bool(convolve))
     bias = float(bias)
@@ -144,7 +145,8 @@ def make_settings(
     _check_count(frame, "frame", 0)
     if quality is not None:
         check_quality("", "JPEG", quality)
-    check_tile_size(tile_size)
+    if tile_size is not None:
+        check_tile_size(tile_size)
     return Settings(
         kernel=grid,
         stride=standardize_pair(stride, "stride"),

@@ -381,6 +381,8 @@ def _run(
         run_settings = make_settings(
             grid, png_compression=batch.png_compression, overwrite=batch.overwrite, **settings
         )
+        if compare_path:  # the figure shows every raw value: no tile-by-tile pixel rendering
+            run_settings.tile_size = None
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
 

@@ -247,3 +247,40 @@ def test_cli_color_reflect_batch_with_small_tiles_is_identical(tmp_path):
         assert a.mode == b.mode == "RGBA"
         assert np.array_equal(np.asarray(a), np.asarray(b))
         assert np.array_equal(np.asarray(a)[..., 3], np.asarray(Image.open(tmp_path / name))[..., 3])
+
+
+def test_cli_verbose_and_compare_with_tiles(tmp_path):
+    """-v reports the same raw range tiled; --compare (which needs every raw value) still works with tiles."""
+    rng = np.random.default_rng(16)
+    source = _save(tmp_path / "in.png", rng.integers(0, 256, (40, 50), dtype=np.uint8))
+    runner = CliRunner()
+    args = ["sobel-x", source, "--padding", "same", "-v"]
+    small = runner.invoke(cli, [*args[:2], str(tmp_path / "a.png"), *args[2:], "--tile-size", "16"])
+    whole = runner.invoke(cli, [*args[:2], str(tmp_path / "b.png"), *args[2:]])
+    assert small.exit_code == whole.exit_code == 0, small.output + whole.output
+    raw = correlate(
+        np.asarray(Image.open(source)).astype(float), [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], padding="same"
+    )
+    expected = f"range rescale of raw values {raw.min():.6g}..{raw.max():.6g}"
+    assert small.stderr.splitlines()[-1].endswith(expected)
+    assert whole.stderr.splitlines()[-1].endswith(expected)
+    figure = tmp_path / "fig.png"
+    compared = runner.invoke(
+        cli,
+        [
+            *args[:2],
+            str(tmp_path / "c.png"),
+            "--padding",
+            "same",
+            "--tile-size",
+            "16",
+            "--compare",
+            str(figure),
+        ],
+    )
+    assert compared.exit_code == 0, compared.output
+    assert figure.stat().st_size > 0
+    for name in ("a.png", "c.png"):
+        assert np.array_equal(
+            np.asarray(Image.open(tmp_path / name)), np.asarray(Image.open(tmp_path / "b.png"))
+        )
