@@ -100,6 +100,7 @@ def main() -> None:
                 "5",
                 "--padding",
                 "same",
+                "--overwrite",
                 *tiles,
             ]
         print(

@@ -51,6 +51,7 @@ def main() -> None:
                 "blur",
                 source,
                 os.path.join(folder, "o.png"),
+                "--overwrite",
             ],
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
