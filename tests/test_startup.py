@@ -111,3 +111,27 @@ def test_filtering_command_flushes_its_report_before_the_fast_exit(tmp_path):
     assert lines[0] == f"input:   {source}: 20x30 (tensor 1x20x30x1)"
     assert lines[-1] == f"output:  {target}: 18x28 (tensor 1x18x28x1), 8-bit, range clip of raw values 90..90"
     assert (np.asarray(Image.open(target)) == 90).all()
+
+
+def test_batch_errors_during_the_background_import_reach_stderr(tmp_path):
+    """In a batch, a file failing while TensorFlow imports (stderr silenced) is still reported, in order."""
+    cut = tmp_path / "cut.png"
+    pixels = np.random.default_rng(1).integers(0, 256, (2048, 2048), dtype=np.uint8)
+    Image.fromarray(pixels).save(cut, compress_level=0)
+    cut.write_bytes(cut.read_bytes()[:200_000])
+    good = tmp_path / "good.png"
+    Image.fromarray(np.full((10, 12), 50, dtype=np.uint8)).save(good)
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [str(CONVFILTER), "blur", str(cut), str(good), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"Error: {cut}: cannot decode image (image file is truncated)\n1 written, 1 failed, 0 skipped\n"
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["good.png"]
+    assert (np.asarray(Image.open(out / "good.png")) == 50).all()
