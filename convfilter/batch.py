@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from convfilter.atomic import exists_message
 from convfilter.color import resample_alpha
 from convfilter.core import check_border_use, check_fits, check_kernel, filter_batch, orient_kernel
 from convfilter.errors import ConvFilterError
@@ -47,7 +48,6 @@ from convfilter.imageio import (
     check_depth,
     check_depth_value,
     check_quality,
-    exists_message,
     output_format,
 )
 from convfilter.matrixio import format_matrix, is_matrix_path

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from convfilter.atomic import exists_message
 from convfilter.errors import ConvFilterError
-from convfilter.imageio import DEFAULT_MAX_PIXELS, exists_message
+from convfilter.imageio import DEFAULT_MAX_PIXELS
 from convfilter.matrixio import is_matrix_path
 from convfilter.pipeline import output_target, plan_output, read_input, write_output
 from convfilter.pixels import RANGE_MODES

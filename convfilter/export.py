@@ -11,13 +11,12 @@ no ``custom_objects`` are needed to load it.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Sequence
 
+from convfilter.atomic import atomic_path
 from convfilter.errors import ConvFilterError
-from convfilter.imageio import _mode_for, check_writable
+from convfilter.imageio import check_writable
 
 MODEL_EXTENSION = ".keras"
 
@@ -41,19 +40,5 @@ def export_stack(path: str, stages: Sequence, input_shape: Sequence[int]) -> Non
 
 def save_model(model, path: str) -> None:
     """Save a Keras model to ``path`` (``.keras``) through a temporary file renamed into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".convfilter-", suffix=MODEL_EXTENSION, dir=directory)
-    except OSError as exc:
-        raise ConvFilterError(f"{path}: cannot write ({exc.strerror})") from None
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=MODEL_EXTENSION) as tmp:
         model.save(tmp, overwrite=True)
-        os.chmod(tmp, _mode_for(path))
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise ConvFilterError(f"{path}: cannot write ({exc.strerror or exc})") from None
-        raise

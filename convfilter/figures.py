@@ -12,16 +12,15 @@ to pixels.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from convfilter.atomic import atomic_file
 from convfilter.errors import ConvFilterError
-from convfilter.imageio import _mode_for, check_writable
+from convfilter.imageio import check_writable
 
 FIGURE_EXTENSIONS = (".png", ".pdf", ".svg")
 ANNOTATE_KERNEL_UP_TO = 9
@@ -249,21 +248,5 @@ def _annotate_all(fig: Any, pending: list) -> None:
 
 def _save(fig: Any, path: str) -> None:
     ext = os.path.splitext(path)[1].lower().lstrip(".")
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".convfilter-", suffix=".part", dir=directory)
-    except OSError as exc:
-        raise ConvFilterError(f"{path}: cannot write ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format=ext, dpi=DPI)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _mode_for(path))
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise ConvFilterError(f"{path}: cannot write ({exc.strerror or exc})") from None
-        raise
+    with atomic_file(path) as handle:
+        fig.savefig(handle, format=ext, dpi=DPI)

@@ -14,7 +14,6 @@ import contextlib
 import functools
 import io
 import os
-import tempfile
 import threading
 import warnings
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from convfilter.atomic import atomic_file, one_line
 from convfilter.errors import ConvFilterError
 from convfilter.modes import Planes, color_planes, gray_planes
 
@@ -227,7 +227,7 @@ def _read(
     except MemoryError:
         raise ConvFilterError(f"{path}: not enough memory to decode the image") from None
     except Exception as exc:  # Pillow's decoders raise many types on malformed files; all mean "bad file"
-        raise ConvFilterError(f"{path}: cannot decode image ({_one_line(exc)})") from None
+        raise ConvFilterError(f"{path}: cannot decode image ({one_line(exc)})") from None
 
 
 def _frames(n: int) -> str:
@@ -334,11 +334,6 @@ def _too_many(path: str, size: tuple[int, int] | None, max_pixels: int | None) -
     )
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 def check_writable(path: str) -> None:
     """Raise :class:`ConvFilterError` if ``path`` cannot be created or replaced."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -356,11 +351,6 @@ def same_file(a: str, b: str) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return False
-
-
-def exists_message(path: str) -> str:
-    """The one-line message for an output that exists and may not be replaced."""
-    return f"{path}: already exists (use --overwrite to replace it or --skip-existing to keep it)"
 
 
 def write_pixels(
@@ -394,68 +384,5 @@ def write_image(
     """
     if dpi and fmt in FORMATS_WITH_DPI:
         params["dpi"] = dpi
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".convfilter-", suffix=".part", dir=directory)
-    except OSError as exc:
-        raise ConvFilterError(f"{path}: cannot write ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format=fmt, **params)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _mode_for(path))
-        move_into_place(tmp, path, replace=replace)
-        _sync_directory(directory)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError | ValueError | TypeError | KeyError):
-            raise ConvFilterError(f"{path}: cannot write ({_one_line(exc)})") from None
-        raise
-
-
-def move_into_place(tmp: str, path: str, *, replace: bool = True) -> None:
-    """Give the complete file ``tmp`` the name ``path`` (renamed over an existing one).
-
-    With ``replace=False`` it is hard-linked, which fails if the name is taken,
-    so nothing is ever replaced: :class:`ConvFilterError` then, ``tmp`` left
-    for the caller to remove.
-    """
-    if replace:
-        os.replace(tmp, path)
-        return
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise ConvFilterError(exists_message(path)) from None
-    except OSError:  # a file system without hard links: check, then rename
-        if os.path.lexists(path):
-            raise ConvFilterError(exists_message(path)) from None
-        os.replace(tmp, path)
-        return
-    os.unlink(tmp)
-
-
-def _sync_directory(directory: str) -> None:
-    """Make the rename durable (best effort: not every file system lets a directory be fsynced)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _mode_for(path: str) -> int:
-    """Keep an existing file's permissions; new files get 0666 less the umask, like open()."""
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except OSError:
-        with _UMASK_LOCK:  # reading the umask sets it for a moment; encoders run in threads
-            umask = os.umask(0)
-            os.umask(umask)
-        return 0o666 & ~umask
-
-
-_UMASK_LOCK = threading.Lock()
+    with atomic_file(path, replace=replace, errors=(OSError, ValueError, TypeError, KeyError)) as handle:
+        image.save(handle, format=fmt, **params)

@@ -32,20 +32,19 @@ an averaging kernel, with ``--depth 16``, or as a matrix file.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from convfilter.atomic import atomic_file
 from convfilter.borders import pad_batch
 from convfilter.core import check_border_use
 from convfilter.errors import ConvFilterError
 from convfilter.geometry import check_padding, padding_amounts, standardize_pair
-from convfilter.imageio import _mode_for, check_writable
+from convfilter.imageio import check_writable
 from convfilter.kernels import MAX_KERNEL_SIZE
 from convfilter.matrixio import is_matrix_path
 from convfilter.pipeline import read_input
@@ -126,27 +125,11 @@ def save_kernel(path: str, kernel: np.ndarray) -> None:
     """
     ext = os.path.splitext(path)[1].lower()
     grid = np.asarray(kernel, dtype=np.float64)
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".convfilter-", suffix=".part", dir=directory)
-    except OSError as exc:
-        raise ConvFilterError(f"{path}: cannot write ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if ext == ".npy":
-                np.save(handle, grid, allow_pickle=False)
-            else:
-                np.savetxt(handle, grid, fmt="%.9g", delimiter="," if ext == ".csv" else " ")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _mode_for(path))
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise ConvFilterError(f"{path}: cannot write ({exc.strerror or exc})") from None
-        raise
+    with atomic_file(path) as handle:
+        if ext == ".npy":
+            np.save(handle, grid, allow_pickle=False)
+        else:
+            np.savetxt(handle, grid, fmt="%.9g", delimiter="," if ext == ".csv" else " ")
 
 
 def check_size(size: int | Sequence[int]) -> tuple[int, int]:

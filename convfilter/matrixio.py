@@ -15,15 +15,13 @@ float32, integral values without a trailing ``.0``. Writes are atomic.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
 
 import numpy as np
 
+from convfilter.atomic import atomic_file
 from convfilter.errors import ConvFilterError
-from convfilter.imageio import _mode_for, move_into_place
 
 MATRIX_EXTENSIONS = (".npy", ".csv", ".txt")
 NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -168,27 +166,11 @@ def write_matrix(path: str, matrix: np.ndarray, *, replace: bool = True) -> None
     if ext not in MATRIX_EXTENSIONS:
         raise ConvFilterError(f"{path}: not a matrix file; use {', '.join(MATRIX_EXTENSIONS)}")
     values = np.asarray(matrix, dtype=np.float32)
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".convfilter-", suffix=".part", dir=directory)
-    except OSError as exc:
-        raise ConvFilterError(f"{path}: cannot write ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if ext == ".npy":
-                np.save(handle, values, allow_pickle=False)
-            else:
-                handle.write(format_matrix(values, "," if ext == ".csv" else " ").encode("ascii"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _mode_for(path))
-        move_into_place(tmp, path, replace=replace)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise ConvFilterError(f"{path}: cannot write ({_one_line(exc)})") from None
-        raise
+    with atomic_file(path, replace=replace) as handle:
+        if ext == ".npy":
+            np.save(handle, values, allow_pickle=False)
+        else:
+            handle.write(format_matrix(values, "," if ext == ".csv" else " ").encode("ascii"))
 
 
 def _one_line(exc: BaseException) -> str:

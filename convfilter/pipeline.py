@@ -18,6 +18,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image
 
+from convfilter.atomic import exists_message
 from convfilter.color import merge_bands, resample_alpha
 from convfilter.core import check_border_use, check_fits, check_kernel, filter_batch, orient_kernel
 from convfilter.engine import check_engine
@@ -32,7 +33,6 @@ from convfilter.imageio import (
     check_encodable,
     check_quality,
     check_writable,
-    exists_message,
     output_format,
     read_color,
     read_gray,

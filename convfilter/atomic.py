@@ -1,0 +1,121 @@
+"""Atomic outputs: every file convfilter writes appears complete or not at all.
+
+A result is written to a temporary file (``.convfilter-*.part``) in the
+target's own directory, flushed to disk, given the permissions a plain
+``open()`` would give it (or the replaced file's), and then renamed into
+place. On any failure, including Ctrl-C, the temporary file is removed and an
+existing target is untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from convfilter.errors import ConvFilterError
+
+_UMASK_LOCK = threading.Lock()
+
+
+def exists_message(path: str) -> str:
+    """The one-line message for an output that exists and may not be replaced."""
+    return f"{path}: already exists (use --overwrite to replace it or --skip-existing to keep it)"
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name if it has none)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def atomic_path(
+    path: str,
+    *,
+    replace: bool = True,
+    suffix: str = ".part",
+    errors: tuple[type[BaseException], ...] = (OSError,),
+) -> Iterator[str]:
+    """Yield a temporary path next to ``path``; when the block succeeds, move it into place.
+
+    ``suffix`` is the temporary file's extension (some writers choose the
+    format by it). Exceptions of the ``errors`` types become
+    :class:`ConvFilterError` ``"<path>: cannot write (<reason>)"``; with
+    ``replace=False`` an existing ``path`` is never replaced (see
+    :func:`move_into_place`).
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".convfilter-", suffix=suffix, dir=directory)
+    except OSError as exc:
+        raise ConvFilterError(f"{path}: cannot write ({exc.strerror})") from None
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, mode_for(path))
+        move_into_place(tmp, path, replace=replace)
+        _sync_directory(directory)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, errors) and not isinstance(exc, ConvFilterError):
+            raise ConvFilterError(f"{path}: cannot write ({one_line(exc)})") from None
+        raise
+
+
+@contextlib.contextmanager
+def atomic_file(
+    path: str, *, replace: bool = True, errors: tuple[type[BaseException], ...] = (OSError,)
+) -> Iterator[BinaryIO]:
+    """Yield a binary file to write ``path``'s new content into; see :func:`atomic_path`."""
+    with atomic_path(path, replace=replace, errors=errors) as tmp, open(tmp, "wb") as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def move_into_place(tmp: str, path: str, *, replace: bool = True) -> None:
+    """Give the complete file ``tmp`` the name ``path`` (renamed over an existing one).
+
+    With ``replace=False`` it is hard-linked, which fails if the name is taken,
+    so nothing is ever replaced: :class:`ConvFilterError` then, ``tmp`` left
+    for the caller to remove.
+    """
+    if replace:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise ConvFilterError(exists_message(path)) from None
+    except OSError:  # a file system without hard links: check, then rename
+        if os.path.lexists(path):
+            raise ConvFilterError(exists_message(path)) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def mode_for(path: str) -> int:
+    """Keep an existing file's permissions; new files get 0666 less the umask, like open()."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        with _UMASK_LOCK:  # reading the umask sets it for a moment; encoders run in threads
+            umask = os.umask(0)
+            os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _sync_directory(directory: str) -> None:
+    """Make the rename durable (best effort: not every file system lets a directory be fsynced)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
