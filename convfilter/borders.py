@@ -12,9 +12,13 @@ border         ``numpy.pad`` mode          padded row
 ``wrap``       ``wrap``                    ``c d | a b c d | a b``
 =============  ==========================  ==========================
 
-``zero`` under 'same' is Keras's own padding; every other case is padded
-here, with the amounts of :func:`convfilter.geometry.padding_amounts`, and
-the Conv2D then runs with 'valid'. Nothing here imports TensorFlow.
+``zero`` padding ('same' or 'full') is written by the engine
+(:func:`convfilter.engine.convolve`) straight into its input buffer; every
+other border is padded here first, with the amounts of
+:func:`convfilter.geometry.padding_amounts`. The Conv2D always runs with
+'valid'. Tiles of a large image (:mod:`convfilter.tiles`) take the same
+pixels through :func:`convfilter.tiles.border_index`. Nothing here imports
+TensorFlow.
 """
 
 from __future__ import annotations
