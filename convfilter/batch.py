@@ -48,6 +48,7 @@ from convfilter.imageio import (
     check_depth,
     check_depth_value,
     check_quality,
+    header_pixels,
     output_format,
 )
 from convfilter.matrixio import format_matrix, is_matrix_path
@@ -73,6 +74,10 @@ STDIO = "-"
 STDIN_NAME = "<stdin>"
 TEMPLATE_FIELDS = ("dir", "stem", "name", "ext", "kernel")
 WRITTEN, FAILED, SKIPPED = "written", "failed", "skipped"
+MAX_HELD_PIXELS = 1 << 27
+"""Pixels of the images a batch holds at once (decoding, waiting for the model, encoding), by their
+headers: many 8-bit 20000x20000 scans would otherwise be decoded ahead, 400 MB each. A larger image
+still runs, alone."""
 
 
 class PlanError(ValueError):
@@ -462,6 +467,7 @@ class BatchRunner:
         batch_size: int = 8,
         max_batch_pixels: int = 2**23,
         stdin_data: bytes | None = None,
+        max_held_pixels: int = MAX_HELD_PIXELS,
     ) -> None:
         self.jobs = list(jobs)
         self.settings = settings
@@ -472,6 +478,10 @@ class BatchRunner:
         self.stdin_data = stdin_data
         self.unreported: list[FileResult] = []
         self.not_started = 0
+        self.max_held_pixels = max_held_pixels
+        self.held: dict[tuple[str, str | None], int] = {}
+        self.peak_held_pixels = 0
+        self._sizes: dict[tuple[str, str | None], int] = {}
 
     def run(self) -> Iterator[FileResult]:
         """Yield a :class:`FileResult` for every job (see the class docstring for early stops)."""
@@ -486,7 +496,26 @@ class BatchRunner:
                 yield FileResult(job.input, job.output, SKIPPED)
             else:
                 todo.append(job)
-        yield from self._process(todo)
+        for result in self._process(todo):
+            self.held.pop((result.input, result.output), None)
+            yield result
+
+    def _may_start(self, job: Job) -> bool:
+        """Whether ``job`` may start decoding now: its image (by header) fits in the pixel budget.
+
+        Images are counted from the start of their decode until their result
+        is reported; one image always may start when none is held, however large.
+        """
+        key = (job.input, job.output)
+        size = self._sizes.get(key)
+        if size is None:
+            peek = job.input != STDIO and not is_matrix_path(job.input)
+            size = self._sizes[key] = header_pixels(job.input, self.settings.max_pixels) if peek else 0
+        if self.held and sum(self.held.values()) + size > self.max_held_pixels:
+            return False
+        self.held[key] = size
+        self.peak_held_pixels = max(self.peak_held_pixels, sum(self.held.values()))
+        return True
 
     def _process(self, todo: deque[Job]) -> Iterator[FileResult]:
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="convfilter")
@@ -497,7 +526,11 @@ class BatchRunner:
         stopped = False
         try:
             while True:
-                while todo and len(decoding) + _count(groups) + len(encoding) < window:
+                while (
+                    todo
+                    and len(decoding) + _count(groups) + len(encoding) < window
+                    and self._may_start(todo[0])
+                ):
                     job = todo.popleft()
                     decoding.append((job, pool.submit(self._decode, job)))
                 for future in [f for f in encoding if f.done()]:
@@ -524,6 +557,8 @@ class BatchRunner:
                     encoding.update(self._filter_groups(groups, pool))
                 elif encoding:
                     wait(encoding, return_when=FIRST_COMPLETED)
+                elif todo:  # waited for the pixel budget: nothing is in flight now, start the next
+                    self.held.clear()
                 else:
                     return
             # Stopped at the first failure: finish what is being written, start nothing new.

@@ -311,6 +311,19 @@ def _check_pixels(path: str, size: tuple[int, int], max_pixels: int | None) -> N
         raise ConvFilterError(_too_many(path, size, max_pixels))
 
 
+def header_pixels(path: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> int:
+    """Width x height of the image file ``path`` from its header alone (no decoding); 0 when unknown.
+
+    For planning memory only: a file that cannot be opened gives 0 and is
+    reported when it is read.
+    """
+    try:
+        with _pixel_limit(max_pixels), Image.open(path) as img:
+            return img.width * img.height
+    except Exception:
+        return 0
+
+
 def _header_size(path: str, source: BinaryIO | None = None) -> tuple[int, int] | None:
     """``(width, height)`` from the header alone (Pillow opens lazily), for the error message."""
     try:

@@ -270,3 +270,25 @@ def test_png_compression_levels_same_pixels(tmp_path):
     assert sizes[0] > sizes[9]
     with pytest.raises(ValueError, match="0..9"):
         make_settings(BOX, png_compression=10)
+
+
+@pytest.mark.parametrize("budget, peak", [(1, 600), (1800, 1800), (2**27, 6 * 600)])
+def test_pixel_budget_bounds_the_images_held_at_once(tmp_path, budget, peak):
+    """Images counted by header from decode to report: a budget of 1 pixel runs them one at a time."""
+    inputs, pixels = [], {}
+    for i in range(6):
+        path = str(tmp_path / f"img{i}.png")
+        pixels[path] = save(path, (20, 30), seed=i)
+        inputs.append(path)
+    jobs = plan(inputs, output_dir=str(tmp_path / "out"))
+    settings = make_settings(BOX, padding="same")
+    check_jobs(jobs, settings, make_dirs=True)
+    runner = BatchRunner(jobs, settings, workers=2, batch_size=8, max_held_pixels=budget)
+    results = list(runner.run())
+    assert [r.status for r in results] == ["written"] * 6
+    assert runner.peak_held_pixels == peak
+    assert runner.held == {}
+    for result in results:
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(result.output)), expected_box(pixels[result.input], "same")
+        )
