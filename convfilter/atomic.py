@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from convfilter.errors import ConvFilterError
+from convfilter.errors import ConvFilterError, one_line
 
 _UMASK_LOCK = threading.Lock()
 
@@ -24,12 +24,6 @@ _UMASK_LOCK = threading.Lock()
 def exists_message(path: str) -> str:
     """The one-line message for an output that exists and may not be replaced."""
     return f"{path}: already exists (use --overwrite to replace it or --skip-existing to keep it)"
-
-
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type name if it has none)."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 @contextlib.contextmanager

@@ -41,7 +41,7 @@ from PIL import Image
 from convfilter.atomic import exists_message
 from convfilter.color import resample_alpha
 from convfilter.core import check_border_use, check_fits, check_kernel, filter_batch, orient_kernel
-from convfilter.errors import ConvFilterError
+from convfilter.errors import ConvFilterError, one_line
 from convfilter.geometry import check_padding, standardize_pair
 from convfilter.imageio import (
     DEFAULT_MAX_PIXELS,
@@ -606,7 +606,7 @@ class BatchRunner:
                     futures.extend(self._filter_groups({None: items[1:]}, pool))
                     continue
                 job = items[0][0]
-                message = f"{_shown(job.input)}: the model failed ({_one_line(exc)})"
+                message = f"{_shown(job.input)}: the model failed ({one_line(exc)})"
                 futures.append(_done(FileResult(job.input, job.output, FAILED, error=message)))
                 continue
             start = 0
@@ -634,7 +634,7 @@ class BatchRunner:
                 tile_size=s.tile_size,
             )
         except Exception as exc:  # e.g. TensorFlow cannot allocate a tile
-            message = f"{_shown(job.input)}: the model failed ({_one_line(exc)})"
+            message = f"{_shown(job.input)}: the model failed ({one_line(exc)})"
             return _done(FileResult(job.input, job.output, FAILED, error=message))
         return pool.submit(self._encode, job, decoded, None, rendered)
 
@@ -754,7 +754,7 @@ def encode_image(picture: Image.Image, fmt: str, **params) -> bytes:
     try:
         picture.save(buffer, format=fmt, **params)
     except (OSError, ValueError, KeyError) as exc:
-        raise ConvFilterError(f"{STDIO}: cannot encode {fmt} ({_one_line(exc)})") from None
+        raise ConvFilterError(f"{STDIO}: cannot encode {fmt} ({one_line(exc)})") from None
     return buffer.getvalue()
 
 
@@ -780,11 +780,6 @@ def _done(result: FileResult) -> Future:
     future: Future = Future()
     future.set_result(result)
     return future
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _count(groups: dict) -> int:

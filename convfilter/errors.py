@@ -13,3 +13,9 @@ class ConvFilterError(Exception):
 
 class ImageTooSmallError(ConvFilterError):
     """The image is smaller than the (dilated) kernel under 'valid' padding."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name if it has none), for ``Error:`` lines."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -23,8 +23,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from convfilter.atomic import atomic_file, one_line
-from convfilter.errors import ConvFilterError
+from convfilter.atomic import atomic_file
+from convfilter.errors import ConvFilterError, one_line
 from convfilter.modes import Planes, color_planes, gray_planes
 
 COMMON_EXTENSIONS = ".png, .jpg, .jpeg, .tif, .tiff, .bmp, .webp"
@@ -35,6 +35,11 @@ FORMATS_WITH_DPI = ("PNG", "JPEG", "TIFF", "BMP")
 DEFAULT_MAX_PIXELS = 2**28
 EXIF_ORIENTATION = 0x0112
 TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
+
+
+def depth_of_scale(max_value: float) -> int:
+    """The output depth that keeps an input's precision: 8 for the 0..255 scale, 16 for any other."""
+    return 8 if max_value == 255 else 16
 
 
 @dataclass
@@ -56,7 +61,7 @@ class GrayImage:
     @property
     def depth(self) -> int:
         """8 for images read in the 0..255 scale, 16 for the higher-precision ones."""
-        return 8 if self.max_value == 255 else 16
+        return depth_of_scale(self.max_value)
 
 
 @dataclass
@@ -81,7 +86,7 @@ class ColorImage:
     @property
     def depth(self) -> int:
         """8 for images read in the 0..255 scale, 16 for the higher-precision ones."""
-        return 8 if self.max_value == 255 else 16
+        return depth_of_scale(self.max_value)
 
 
 def check_depth_value(depth: int | str | None) -> int | str | None:

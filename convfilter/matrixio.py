@@ -21,7 +21,7 @@ import re
 import numpy as np
 
 from convfilter.atomic import atomic_file
-from convfilter.errors import ConvFilterError
+from convfilter.errors import ConvFilterError, one_line
 
 MATRIX_EXTENSIONS = (".npy", ".csv", ".txt")
 NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -126,7 +126,7 @@ def read_matrix(path: str) -> np.ndarray:
             except ValueError as exc:
                 if "pickle" in str(exc):
                     raise ValueError("holds Python objects, which need pickle (refused)") from None
-                raise ValueError(f"not a valid .npy file ({_one_line(exc)})") from None
+                raise ValueError(f"not a valid .npy file ({one_line(exc)})") from None
             return as_matrix(array)
         if os.path.getsize(path) > MAX_TEXT_BYTES:
             raise ValueError(f"is larger than {MAX_TEXT_BYTES // 2**20} MiB; use .npy for big matrices")
@@ -142,7 +142,7 @@ def read_matrix(path: str) -> np.ndarray:
     except UnicodeDecodeError:
         raise ConvFilterError(f"{path}: not a text file (it is not UTF-8)") from None
     except (OSError, EOFError, ValueError) as exc:
-        raise ConvFilterError(f"{path}: {_one_line(exc)}") from None
+        raise ConvFilterError(f"{path}: {one_line(exc)}") from None
 
 
 def format_value(value: float) -> str:
@@ -171,8 +171,3 @@ def write_matrix(path: str, matrix: np.ndarray, *, replace: bool = True) -> None
             np.save(handle, values, allow_pickle=False)
         else:
             handle.write(format_matrix(values, "," if ext == ".csv" else " ").encode("ascii"))
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

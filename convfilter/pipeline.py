@@ -33,6 +33,7 @@ from convfilter.imageio import (
     check_encodable,
     check_quality,
     check_writable,
+    depth_of_scale,
     output_format,
     read_color,
     read_gray,
@@ -106,7 +107,7 @@ class InputData:
     @property
     def depth(self) -> int:
         """8 for inputs in the 0..255 scale, 16 for the higher-precision ones."""
-        return 8 if self.max_value == 255 else 16
+        return depth_of_scale(self.max_value)
 
 
 @dataclass
