@@ -19,3 +19,17 @@ def one_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name if it has none), for ``Error:`` lines."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def input_file_error(path: str, exc: OSError, what: str) -> ConvFilterError:
+    """The one-line error for an input that cannot be opened: missing, a directory, unreadable.
+
+    ``what`` names what the file should have been (``"an image file"``).
+    """
+    if isinstance(exc, FileNotFoundError):
+        return ConvFilterError(f"{path}: no such file")
+    if isinstance(exc, IsADirectoryError):
+        return ConvFilterError(f"{path}: is a directory, not {what}")
+    if isinstance(exc, PermissionError):
+        return ConvFilterError(f"{path}: permission denied")
+    return ConvFilterError(f"{path}: cannot read ({exc.strerror or one_line(exc)})")

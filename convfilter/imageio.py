@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from convfilter.atomic import atomic_file
-from convfilter.errors import ConvFilterError, one_line
+from convfilter.errors import ConvFilterError, input_file_error, one_line
 from convfilter.modes import Planes, color_planes, gray_planes
 
 COMMON_EXTENSIONS = ".png, .jpg, .jpeg, .tif, .tiff, .bmp, .webp"
@@ -217,12 +217,8 @@ def _read(
             if orientation in TRANSPOSING_ORIENTATIONS and "dpi" in info:
                 info["dpi"] = tuple(reversed(info["dpi"]))
             return convert(upright), source_mode, info, index, frames
-    except FileNotFoundError:
-        raise ConvFilterError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ConvFilterError(f"{path}: is a directory, not an image file") from None
-    except PermissionError:
-        raise ConvFilterError(f"{path}: permission denied") from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise input_file_error(path, exc, "an image file") from None
     except UnidentifiedImageError:
         raise ConvFilterError(f"{path}: not an image file Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -243,12 +239,8 @@ def _check_input_file(path: str) -> None:
     """Problems visible without opening: missing, a directory, empty."""
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        raise ConvFilterError(f"{path}: no such file") from None
-    except PermissionError:
-        raise ConvFilterError(f"{path}: permission denied") from None
     except OSError as exc:
-        raise ConvFilterError(f"{path}: cannot read ({exc.strerror})") from None
+        raise input_file_error(path, exc, "an image file") from None
     if os.path.isdir(path):
         raise ConvFilterError(f"{path}: is a directory, not an image file")
     if st.st_size == 0 and os.path.isfile(path):

@@ -21,7 +21,7 @@ import re
 import numpy as np
 
 from convfilter.atomic import atomic_file
-from convfilter.errors import ConvFilterError, one_line
+from convfilter.errors import ConvFilterError, input_file_error, one_line
 
 MATRIX_EXTENSIONS = (".npy", ".csv", ".txt")
 NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -133,12 +133,8 @@ def read_matrix(path: str) -> np.ndarray:
         with open(path, encoding="utf-8-sig") as handle:
             text = handle.read()
         return parse_text(text)
-    except FileNotFoundError:
-        raise ConvFilterError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ConvFilterError(f"{path}: is a directory, not a matrix file") from None
-    except PermissionError:
-        raise ConvFilterError(f"{path}: permission denied") from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise input_file_error(path, exc, "a matrix file") from None
     except UnicodeDecodeError:
         raise ConvFilterError(f"{path}: not a text file (it is not UTF-8)") from None
     except (OSError, EOFError, ValueError) as exc:
