@@ -29,7 +29,6 @@ from __future__ import annotations
 import io
 import os
 import string
-import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -45,11 +44,13 @@ from convfilter.errors import ConvFilterError, one_line
 from convfilter.geometry import check_padding, standardize_pair
 from convfilter.imageio import (
     DEFAULT_MAX_PIXELS,
+    ENCODE_ERRORS,
     check_depth,
     check_depth_value,
     check_quality,
     header_pixels,
     output_format,
+    save_image,
 )
 from convfilter.matrixio import format_matrix, is_matrix_path
 from convfilter.model import preload_for
@@ -733,27 +734,20 @@ def _failed(job: Job, exc: BaseException, memory_message: str) -> FileResult:
 
 
 def png_params(level: int | None) -> dict:
-    """Pillow's PNG save options for ``--png-compression`` ``level``.
+    """The PNG save option for ``--png-compression`` ``level`` (``None``: the default, 6).
 
-    0 stores without compression; 1 is the fastest setting: zlib level 1 with
-    the run-length strategy (as OpenCV's default; on photographs about as
-    small as level 6, and faster than level 1 without it); 2..9 are zlib's levels with its
-    default strategy, slower and smaller, best on drawings and gradients.
-    ``None`` is Pillow's default (level 6).
+    What each level does is in :mod:`convfilter.png`: 0 stores, 1 is the
+    fastest (OpenCV's settings), 2..9 are slower and smaller.
     """
-    if level is None:
-        return {}
-    if level == 1:
-        return {"compress_level": 1, "compress_type": zlib.Z_RLE}
-    return {"compress_level": level}
+    return {} if level is None else {"compress_level": level}
 
 
-def encode_image(picture: Image.Image, fmt: str, **params) -> bytes:
-    """Encode ``picture`` as ``fmt`` in memory (for standard output); ``params`` are Pillow's options."""
+def encode_image(picture: Image.Image | np.ndarray, fmt: str, **params) -> bytes:
+    """Encode ``picture`` as ``fmt`` in memory (for standard output); ``params`` as in ``save_image``."""
     buffer = io.BytesIO()
     try:
-        picture.save(buffer, format=fmt, **params)
-    except (OSError, ValueError, KeyError) as exc:
+        save_image(buffer, picture, fmt, **params)
+    except ENCODE_ERRORS as exc:
         raise ConvFilterError(f"{STDIO}: cannot encode {fmt} ({one_line(exc)})") from None
     return buffer.getvalue()
 

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from convfilter.geometry import output_length, padding_amounts
+from convfilter.png import layout_mode
 
 
 def anchor_indices(n: int, k: int, s: int, d: int, padding: str) -> np.ndarray:
@@ -38,6 +39,19 @@ def resample_alpha(
     rows = anchor_indices(h, kernel_shape[0], stride[0], dilation[0], padding)
     cols = anchor_indices(w, kernel_shape[1], stride[1], dilation[1], padding)
     return alpha[np.ix_(rows, cols)]
+
+
+def pixel_array(pixels: np.ndarray, alpha: np.ndarray | None, mode: str) -> np.ndarray | None:
+    """``C x H x W`` pixels and optional alpha as one ``mode`` array for :mod:`convfilter.png`, or ``None``.
+
+    ``None`` when ``mode`` has no such layout (see
+    :func:`convfilter.png.layout_mode`). A single band is a view, not a copy.
+    """
+    if layout_mode(len(pixels) + (alpha is not None), pixels.dtype) != mode:
+        return None
+    if len(pixels) == 1 and alpha is None:
+        return pixels[0]
+    return np.stack([*pixels, *([] if alpha is None else [alpha])], axis=-1)
 
 
 def merge_bands(pixels: np.ndarray, alpha: np.ndarray | None, mode: str) -> Image.Image:

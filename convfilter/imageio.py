@@ -26,6 +26,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from convfilter.atomic import atomic_file
 from convfilter.errors import ConvFilterError, input_file_error, one_line
 from convfilter.modes import Planes, color_planes, gray_planes
+from convfilter.png import PNG_MODES, png_mode, write_png
 
 COMMON_EXTENSIONS = ".png, .jpg, .jpeg, .tif, .tiff, .bmp, .webp"
 FORMATS_WITH_16_BIT = ("PNG", "TIFF")
@@ -35,6 +36,8 @@ FORMATS_WITH_DPI = ("PNG", "JPEG", "TIFF", "BMP")
 DEFAULT_MAX_PIXELS = 2**28
 EXIF_ORIENTATION = 0x0112
 TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
+ENCODE_ERRORS = (OSError, ValueError, TypeError, KeyError, RuntimeError)
+"""What a failing encoder raises (Pillow; imagecodecs' ``PngError`` is a ``RuntimeError``)."""
 
 
 def depth_of_scale(max_value: float) -> int:
@@ -370,19 +373,19 @@ def write_pixels(
 
     See :func:`write_image`.
     """
-    write_image(path, Image.fromarray(pixels), fmt, dpi=dpi, replace=replace, **params)
+    write_image(path, pixels, fmt, dpi=dpi, replace=replace, **params)
 
 
 def write_image(
     path: str,
-    image: Image.Image,
+    image: Image.Image | np.ndarray,
     fmt: str,
     *,
     dpi: tuple | None = None,
     replace: bool = True,
     **params,
 ) -> None:
-    """Encode ``image`` as ``fmt`` and move it into place at ``path``.
+    """Encode ``image`` (see :func:`save_image`) as ``fmt`` and move it into place at ``path``.
 
     The image is written to a temporary file (``.convfilter-*.part``) in the
     same directory, flushed, then renamed over ``path``, so readers only ever
@@ -394,5 +397,23 @@ def write_image(
     """
     if dpi and fmt in FORMATS_WITH_DPI:
         params["dpi"] = dpi
-    with atomic_file(path, replace=replace, errors=(OSError, ValueError, TypeError, KeyError)) as handle:
-        image.save(handle, format=fmt, **params)
+    with atomic_file(path, replace=replace, errors=ENCODE_ERRORS) as handle:
+        save_image(handle, image, fmt, **params)
+
+
+def save_image(fp: BinaryIO, image: Image.Image | np.ndarray, fmt: str, **params) -> None:
+    """Encode ``image`` as ``fmt`` to ``fp``; ``params`` are Pillow's save options.
+
+    ``image`` is a Pillow image or its pixels as a NumPy array (``H x W``,
+    or ``H x W x C`` for ``LA``, ``RGB``, ``RGBA``). PNG pixels are written by
+    libpng (:mod:`convfilter.png`, with PNG's ``compress_level`` and ``dpi``
+    options), everything else by Pillow.
+    """
+    if fmt == "PNG" and isinstance(image, Image.Image) and image.mode in PNG_MODES:
+        image = np.asarray(image)
+    if fmt == "PNG" and isinstance(image, np.ndarray) and png_mode(image) is not None:
+        write_png(fp, image, **params)
+        return
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    image.save(fp, format=fmt, **params)

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from convfilter.atomic import exists_message
-from convfilter.color import merge_bands, resample_alpha
+from convfilter.color import merge_bands, pixel_array, resample_alpha
 from convfilter.core import check_border_use, check_fits, check_kernel, filter_batch, orient_kernel
 from convfilter.engine import check_engine
 from convfilter.errors import ConvFilterError
@@ -210,8 +210,9 @@ def render_output(
     *,
     pixels: np.ndarray | None = None,
 ) -> tuple[Image.Image | np.ndarray, str]:
-    """What :func:`write_output` stores, and the range mode used: a Pillow image, or for a matrix
-    output the raw ``H' x W'`` values. ``pixels`` already mapped (:func:`filter_pixels`) replace
+    """What :func:`write_output` stores, and the range mode used: the pixels (a NumPy array where
+    :func:`convfilter.color.pixel_array` has a layout for them, else a Pillow image), or for a
+    matrix output the raw ``H' x W'`` values. ``pixels`` already mapped (:func:`filter_pixels`) replace
     ``values`` (``None`` then)."""
     if pixels is not None:
         used = plan.range_mode
@@ -221,6 +222,9 @@ def render_output(
         pixels, used = values.astype(np.float32), RAW
     else:
         pixels, used = to_pixels(values, plan.range_mode, in_max=data.max_value, depth=depth), plan.range_mode
+    array = pixel_array(pixels, alpha, out_mode)
+    if array is not None:  # the writers take arrays: no Pillow copy of a huge image
+        return array, used
     picture = merge_bands(pixels, alpha, data.band_mode)
     if picture.mode != out_mode:
         picture = picture.convert(out_mode)

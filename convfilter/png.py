@@ -1,0 +1,94 @@
+"""PNG outputs through libpng (via imagecodecs), with the row filter chosen by the compression level.
+
+Pillow's PNG encoder tries every row filter on every row and keeps the best
+one, with no option to choose; on an 8192 x 8192 photograph that choice alone
+costs about 0.9 s, more than the convolution. libpng lets the writer pick:
+
+* level 0: no compression, no filter (the fastest write, the largest file);
+* level 1: zlib level 1 with the run-length strategy and the ``Sub`` filter,
+  OpenCV's default (about 2.7x faster than Pillow at level 1, files about
+  15% larger than Pillow's on photographs);
+* levels 2..9: zlib's level with libpng's adaptive filter choice, like Pillow.
+
+Pixels arrive as NumPy arrays in the layout of :func:`png_mode`; the input's
+DPI is stored in a ``pHYs`` chunk, as Pillow stores it.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from typing import BinaryIO
+
+import numpy as np
+from PIL import PngImagePlugin
+
+PILLOW_DEFAULT_LEVEL = 6
+"""The level used when none is given, as in Pillow's ``Image.save(..., "PNG")``."""
+PNG_MODES = ("L", "I;16", "LA", "RGB", "RGBA")
+"""The Pillow modes written by libpng."""
+_SIGNATURE_AND_IHDR = 8 + 4 + 4 + 13 + 4  # PNG signature, then the IHDR chunk (length, type, data, CRC)
+_METERS_PER_INCH = 0.0254
+
+
+def png_mode(pixels: np.ndarray) -> str | None:
+    """The Pillow mode a pixel array is written as, or ``None`` if libpng is not used for it.
+
+    ``H x W`` uint8 is ``L`` and uint16 ``I;16``; ``H x W x 2|3|4`` uint8 is
+    ``LA``, ``RGB``, ``RGBA``.
+    """
+    bands = 1 if pixels.ndim == 2 else pixels.shape[2] if pixels.ndim == 3 else 0
+    return layout_mode(bands, pixels.dtype) if pixels.ndim == 2 or bands > 1 else None
+
+
+def layout_mode(bands: int, dtype: np.dtype) -> str | None:
+    """The mode of :func:`png_mode` for ``bands`` bands of ``dtype``, or ``None``."""
+    if bands == 1 and dtype in (np.uint8, np.uint16):
+        return "L" if dtype == np.uint8 else "I;16"
+    if dtype == np.uint8:
+        return {2: "LA", 3: "RGB", 4: "RGBA"}.get(bands)
+    return None
+
+
+def png_options(level: int | None) -> dict:
+    """imagecodecs' ``png_encode`` options for zlib ``level`` 0..9 (``None``: Pillow's default, 6)."""
+    from imagecodecs import PNG
+
+    level = PILLOW_DEFAULT_LEVEL if level is None else level
+    if level == 0:
+        return {"level": 0, "filter": PNG.FILTER.NONE}
+    if level == 1:
+        return {"level": 1, "strategy": PNG.STRATEGY.RLE, "filter": PNG.FILTER.SUB}
+    return {"level": level, "filter": PNG.FILTER.ALL}
+
+
+def encode_png(pixels: np.ndarray, *, compress_level: int | None = None, dpi: tuple | None = None) -> bytes:
+    """The PNG file of ``pixels`` (a layout :func:`png_mode` accepts), with ``dpi`` stored if given.
+
+    The keyword names are Pillow's PNG save options. Raises ``ValueError``
+    for a layout libpng is not used for.
+    """
+    if png_mode(pixels) is None:
+        raise ValueError(f"no PNG layout for {pixels.dtype} pixels of shape {pixels.shape}")
+    from imagecodecs import png_encode
+
+    encoded = png_encode(np.ascontiguousarray(pixels), **png_options(compress_level))
+    if not dpi:
+        return bytes(encoded)
+    head, rest = encoded[:_SIGNATURE_AND_IHDR], encoded[_SIGNATURE_AND_IHDR:]
+    if head[12:16] != b"IHDR":
+        raise ValueError("libpng wrote no IHDR chunk first")
+    return b"".join([head, _phys_chunk(dpi), rest])
+
+
+def write_png(fp: BinaryIO, pixels: np.ndarray, **params) -> None:
+    """Write the PNG file of ``pixels`` to ``fp``; ``params`` as in :func:`encode_png`."""
+    fp.write(encode_png(pixels, **params))
+
+
+def _phys_chunk(dpi: tuple) -> bytes:
+    """A ``pHYs`` chunk for ``(x, y)`` dots per inch: pixels per metre, unit metre, as Pillow writes it."""
+    chunk = io.BytesIO()
+    x, y = (int(value / _METERS_PER_INCH + 0.5) for value in dpi)
+    PngImagePlugin.putchunk(chunk, b"pHYs", struct.pack(">IIB", x, y, 1))
+    return chunk.getvalue()
