@@ -142,8 +142,8 @@ def batch_options(command: Callable) -> Callable:
             default=DEFAULT_PNG_COMPRESSION,
             show_default=True,
             metavar="0..9",
-            help="PNG outputs: 0 no compression; 1 fastest (zlib's run-length strategy, "
-            "as OpenCV does; small on photos); 2..9 zlib levels, slower, smaller on drawings.",
+            help="PNG outputs: 0 no compression; 1 fastest (the Sub row filter and zlib's run-length "
+            "strategy, as OpenCV does); 2..9 zlib levels with every row filter tried, slower, smaller.",
         ),
     ]
     names = list(BatchOptions.__dataclass_fields__)

@@ -68,22 +68,28 @@ def encode_png(pixels: np.ndarray, *, compress_level: int | None = None, dpi: tu
     The keyword names are Pillow's PNG save options. Raises ``ValueError``
     for a layout libpng is not used for.
     """
-    if png_mode(pixels) is None:
-        raise ValueError(f"no PNG layout for {pixels.dtype} pixels of shape {pixels.shape}")
-    from imagecodecs import png_encode
-
-    encoded = png_encode(np.ascontiguousarray(pixels), **png_options(compress_level))
-    if not dpi:
-        return bytes(encoded)
-    head, rest = encoded[:_SIGNATURE_AND_IHDR], encoded[_SIGNATURE_AND_IHDR:]
-    if head[12:16] != b"IHDR":
-        raise ValueError("libpng wrote no IHDR chunk first")
-    return b"".join([head, _phys_chunk(dpi), rest])
+    return b"".join(_png_parts(pixels, compress_level, dpi))
 
 
 def write_png(fp: BinaryIO, pixels: np.ndarray, **params) -> None:
     """Write the PNG file of ``pixels`` to ``fp``; ``params`` as in :func:`encode_png`."""
-    fp.write(encode_png(pixels, **params))
+    for part in _png_parts(pixels, **params):
+        fp.write(part)
+
+
+def _png_parts(pixels: np.ndarray, compress_level: int | None = None, dpi: tuple | None = None) -> list:
+    """The PNG file in pieces: libpng's file, or with ``dpi`` its head, a ``pHYs`` chunk, the rest
+    (views, so a huge file is not copied to insert 21 bytes)."""
+    if png_mode(pixels) is None:
+        raise ValueError(f"no PNG layout for {pixels.dtype} pixels of shape {pixels.shape}")
+    from imagecodecs import png_encode
+
+    encoded = memoryview(png_encode(np.ascontiguousarray(pixels), **png_options(compress_level)))
+    if not dpi:
+        return [encoded]
+    if encoded[12:16] != b"IHDR":
+        raise ValueError("libpng wrote no IHDR chunk first")
+    return [encoded[:_SIGNATURE_AND_IHDR], _phys_chunk(dpi), encoded[_SIGNATURE_AND_IHDR:]]
 
 
 def _phys_chunk(dpi: tuple) -> bytes:
