@@ -6,8 +6,8 @@ costs about 0.9 s, more than the convolution. libpng lets the writer pick:
 
 * level 0: no compression, no filter (the fastest write, the largest file);
 * level 1: zlib level 1 with the run-length strategy and the ``Sub`` filter,
-  OpenCV's default (about 2.7x faster than Pillow at level 1, files about
-  15% larger than Pillow's on photographs);
+  OpenCV's default (on the 8192 x 8192 benchmark output 0.56 s against
+  Pillow's 1.55 s at level 1; files 10-15% larger than Pillow's);
 * levels 2..9: zlib's level with libpng's adaptive filter choice, like Pillow.
 
 Pixels arrive as NumPy arrays in the layout of :func:`png_mode`; the input's
@@ -37,8 +37,11 @@ def png_mode(pixels: np.ndarray) -> str | None:
     ``H x W`` uint8 is ``L`` and uint16 ``I;16``; ``H x W x 2|3|4`` uint8 is
     ``LA``, ``RGB``, ``RGBA``.
     """
-    bands = 1 if pixels.ndim == 2 else pixels.shape[2] if pixels.ndim == 3 else 0
-    return layout_mode(bands, pixels.dtype) if pixels.ndim == 2 or bands > 1 else None
+    if pixels.ndim == 2:
+        return layout_mode(1, pixels.dtype)
+    if pixels.ndim == 3 and pixels.shape[2] > 1:
+        return layout_mode(pixels.shape[2], pixels.dtype)
+    return None
 
 
 def layout_mode(bands: int, dtype: np.dtype) -> str | None:
