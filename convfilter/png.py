@@ -27,6 +27,8 @@ PILLOW_DEFAULT_LEVEL = 6
 """The level used when none is given, as in Pillow's ``Image.save(..., "PNG")``."""
 PNG_MODES = ("L", "I;16", "LA", "RGB", "RGBA")
 """The Pillow modes written by libpng."""
+LIBPNG_MAX_SIDE = 1_000_000
+"""libpng's default limit on a PNG's width and height; longer images are left to Pillow."""
 _SIGNATURE_AND_IHDR = 8 + 4 + 4 + 13 + 4  # PNG signature, then the IHDR chunk (length, type, data, CRC)
 _METERS_PER_INCH = 0.0254
 
@@ -35,13 +37,13 @@ def png_mode(pixels: np.ndarray) -> str | None:
     """The Pillow mode a pixel array is written as, or ``None`` if libpng is not used for it.
 
     ``H x W`` uint8 is ``L`` and uint16 ``I;16``; ``H x W x 2|3|4`` uint8 is
-    ``LA``, ``RGB``, ``RGBA``.
+    ``LA``, ``RGB``, ``RGBA``; neither side may exceed :data:`LIBPNG_MAX_SIDE`.
     """
+    if pixels.ndim not in (2, 3) or max(pixels.shape[:2]) > LIBPNG_MAX_SIDE:
+        return None
     if pixels.ndim == 2:
         return layout_mode(1, pixels.dtype)
-    if pixels.ndim == 3 and pixels.shape[2] > 1:
-        return layout_mode(pixels.shape[2], pixels.dtype)
-    return None
+    return layout_mode(pixels.shape[2], pixels.dtype) if pixels.shape[2] > 1 else None
 
 
 def layout_mode(bands: int, dtype: np.dtype) -> str | None:

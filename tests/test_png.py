@@ -103,6 +103,15 @@ def test_layouts_libpng_does_not_take_are_refused(pixels):
         encode_png(pixels)
 
 
+def test_sides_beyond_libpng_limit_go_to_pillow():
+    """libpng refuses a side over 1,000,000 pixels by default; Pillow writes it."""
+    pixels = RNG.integers(0, 256, (1, 1_000_001), dtype=np.uint8)
+    assert png_mode(pixels) is None
+    buffer = io.BytesIO()
+    save_image(buffer, pixels, "PNG", compress_level=1)
+    np.testing.assert_array_equal(np.asarray(Image.open(buffer)), pixels)
+
+
 @pytest.mark.parametrize("mode", ["1", "P", "L", "I;16", "RGB"])
 def test_save_image_takes_any_pillow_image(mode):
     """Modes libpng is not used for (1, P) go to Pillow's encoder; the pixels are the same."""
