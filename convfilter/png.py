@@ -25,7 +25,15 @@ from PIL import PngImagePlugin
 
 PILLOW_DEFAULT_LEVEL = 6
 """The level used when none is given, as in Pillow's ``Image.save(..., "PNG")``."""
-PNG_MODES = ("L", "I;16", "LA", "RGB", "RGBA")
+_LAYOUTS = {
+    (1, np.dtype(np.uint8)): "L",
+    (1, np.dtype(np.uint16)): "I;16",
+    (2, np.dtype(np.uint8)): "LA",
+    (3, np.dtype(np.uint8)): "RGB",
+    (4, np.dtype(np.uint8)): "RGBA",
+}
+"""(bands, dtype) -> the Pillow mode libpng writes them as."""
+PNG_MODES = tuple(_LAYOUTS.values())
 """The Pillow modes written by libpng."""
 LIBPNG_MAX_SIDE = 1_000_000
 """libpng's default limit on a PNG's width and height; longer images are left to Pillow."""
@@ -48,11 +56,7 @@ def png_mode(pixels: np.ndarray) -> str | None:
 
 def layout_mode(bands: int, dtype: np.dtype) -> str | None:
     """The mode of :func:`png_mode` for ``bands`` bands of ``dtype``, or ``None``."""
-    if bands == 1 and dtype in (np.uint8, np.uint16):
-        return "L" if dtype == np.uint8 else "I;16"
-    if dtype == np.uint8:
-        return {2: "LA", 3: "RGB", 4: "RGBA"}.get(bands)
-    return None
+    return _LAYOUTS.get((bands, np.dtype(dtype)))
 
 
 def png_options(level: int | None) -> dict:
