@@ -32,6 +32,7 @@ from convfilter.engine import describe as describe_engine
 from convfilter.geometry import PADDINGS, padding_amounts
 from convfilter.imageio import DEFAULT_MAX_PIXELS
 from convfilter.kernels import KERNELS, MAX_KERNEL_SIZE, KernelParameterError, NamedKernel, format_grid
+from convfilter.model import compute_device
 from convfilter.pipeline import RAW, FilterResult
 from convfilter.pixels import RANGE_MODES
 from convfilter.tiles import DEFAULT_TILE_SIZE, MIN_TILE_SIZE
@@ -448,6 +449,7 @@ def _report(name, grid, params, result: FilterResult, settings: dict) -> None:
         "engine:  same result, computed fast: "
         + describe_engine(grid.shape, settings["stride"], settings["dilation"])
     )
+    lines.append(f"device:  {compute_device()}")
     if result.range_mode == RAW:
         lines.append(
             f"output:  {result.output}: {oh}x{ow}"

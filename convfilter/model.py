@@ -92,6 +92,22 @@ def _import_keras() -> Any:
     return keras
 
 
+def compute_device() -> str:
+    """Where TensorFlow places the models: ``"GPU:0 (<name>)"`` when it sees a GPU, else ``"CPU"``.
+
+    TensorFlow's CUDA build (the ``gpu`` extra) runs them on the first GPU it
+    sees; ``CUDA_VISIBLE_DEVICES=-1`` hides the GPUs and keeps them on the CPU.
+    """
+    keras_module()
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "")
+    return f"GPU:0 ({name})" if name else "GPU:0"
+
+
 @functools.cache
 def conv_model(
     kernel_shape: tuple[int, int],

@@ -165,7 +165,11 @@ def test_verbose_reports_shapes_grid_and_weights(tmp_path):
         "engine:  same result, computed fast: rows cut into 16-column windows (16 channels, 14 outputs "
         "each), Conv2D(14, (3, 1), strides=(2, 1), dilation_rate=(1, 1)) with the kernel spread over its weights"
     )
-    assert lines[7].startswith(
+    import tensorflow as tf  # imported by the run above already
+
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    assert lines[7].startswith("device:  GPU:0") if gpu else lines[7] == "device:  CPU"
+    assert lines[8].startswith(
         f"output:  {tmp_path / 'o.png'}: 255x510 (tensor 1x255x510x1), 8-bit, range clip"
     )
 
