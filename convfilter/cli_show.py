@@ -127,18 +127,7 @@ def write_side_outputs(name, grid, result, settings, compare_path, export_path) 
         bias=settings["bias"],
         name=name + (" flipped" if settings.get("convolve") else ""),
     )
-    if compare_path:
-        _guarded(
-            compare_figure,
-            compare_path,
-            result.input_values[0],
-            [stage],
-            [result.values[0]],
-            input_max=None if is_matrix_path(result.input) else result.input_max,
-            mapping=result.range_mode,
-        )
-    if export_path:
-        _guarded(export_stack, export_path, [stage], result.input_shape)
+    _write_stage_outputs(stage, result, compare_path, export_path)
 
 
 def write_pool_side_outputs(kind, size, stride, padding, result, compare_path, export_path) -> None:
@@ -146,6 +135,11 @@ def write_pool_side_outputs(kind, size, stride, padding, result, compare_path, e
     if not (compare_path or export_path):
         return
     stage = _guarded(pool_stage, kind, size, stride=stride, padding=padding)
+    _write_stage_outputs(stage, result, compare_path, export_path)
+
+
+def _write_stage_outputs(stage, result, compare_path, export_path) -> None:
+    """The ``--compare`` figure and the ``--export`` model of one layer ``stage`` that made ``result``."""
     if compare_path:
         _guarded(
             compare_figure,
