@@ -606,9 +606,7 @@ class BatchRunner:
                     futures.extend(self._filter_groups({None: items[:1]}, pool))
                     futures.extend(self._filter_groups({None: items[1:]}, pool))
                     continue
-                job = items[0][0]
-                message = f"{_shown(job.input)}: the model failed ({one_line(exc)})"
-                futures.append(_done(FileResult(job.input, job.output, FAILED, error=message)))
+                futures.append(_model_failed(items[0][0], exc))
                 continue
             start = 0
             for job, decoded in items:
@@ -635,8 +633,7 @@ class BatchRunner:
                 tile_size=s.tile_size,
             )
         except Exception as exc:  # e.g. TensorFlow cannot allocate a tile
-            message = f"{_shown(job.input)}: the model failed ({one_line(exc)})"
-            return _done(FileResult(job.input, job.output, FAILED, error=message))
+            return _model_failed(job, exc)
         return pool.submit(self._encode, job, decoded, None, rendered)
 
     def _decode(self, job: Job) -> _Decoded:
@@ -774,6 +771,12 @@ def _done(result: FileResult) -> Future:
     future: Future = Future()
     future.set_result(result)
     return future
+
+
+def _model_failed(job: Job, exc: Exception) -> Future:
+    """The finished result of a job whose model run raised ``exc``."""
+    message = f"{_shown(job.input)}: the model failed ({one_line(exc)})"
+    return _done(FileResult(job.input, job.output, FAILED, error=message))
 
 
 def _count(groups: dict) -> int:
