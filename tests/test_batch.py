@@ -292,3 +292,23 @@ def test_pixel_budget_bounds_the_images_held_at_once(tmp_path, budget, peak):
         np.testing.assert_array_equal(
             np.asarray(Image.open(result.output)), expected_box(pixels[result.input], "same")
         )
+
+
+@pytest.mark.parametrize("tile_size, target", [(None, "filter_batch"), (16, "filter_pixels")])
+def test_a_failing_model_run_fails_that_file_only(tmp_path, monkeypatch, tile_size, target):
+    """A model error (e.g. TensorFlow out of memory) on one image: that file fails, named, nothing written."""
+    import convfilter.batch
+
+    save(tmp_path / "a.png", (40, 40), 1)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("cannot allocate\nmore")
+
+    monkeypatch.setattr(convfilter.batch, target, boom)
+    settings = make_settings(BOX, tile_size=tile_size)
+    jobs = plan([str(tmp_path / "a.png")], output_dir=str(tmp_path / "out"))
+    check_jobs(jobs, settings, make_dirs=True)
+    [result] = run(jobs, settings)
+    assert result.status == "failed"
+    assert result.error == f"{tmp_path / 'a.png'}: the model failed (cannot allocate)"  # first line only
+    assert os.listdir(tmp_path / "out") == []
