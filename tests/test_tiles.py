@@ -45,10 +45,22 @@ def _assemble(image, kernel, stride, padding, dilation, tile_size, engine="auto"
     return out, len(parts)
 
 
+def assert_rounding_equal(tiled, whole, kernel):
+    """Equal up to float32 rounding: a few ulps of the largest sum the kernel can make of 8-bit pixels.
+
+    The sums are the same products; but oneDNN picks its kernel (and the order of
+    additions) by the shape it is given, so on some CPUs (seen on AMD EPYC) a tile
+    rounds the last bit differently from the whole image.
+    """
+    assert tiled.shape == whole.shape
+    ulps = 4 * np.finfo(np.float32).eps * (np.abs(kernel).sum() * 255 + 1)
+    assert np.abs(tiled.astype(np.float64) - whole).max() <= ulps
+
+
 @pytest.mark.parametrize("kernel_shape, stride, dilation, padding", CONFIGS)
 @pytest.mark.parametrize("engine", ["auto", "plain"])
 def test_tiles_equal_the_whole_image(kernel_shape, stride, dilation, padding, engine):
-    """Bit-identical with the blocked engine; the plain layer only promises float32 rounding."""
+    """Both engines: the same sums, equal to float32 rounding (the plain layer to a looser bound)."""
     rng = np.random.default_rng(sum(kernel_shape) + stride[0])
     image = rng.integers(0, 256, (77, 101), dtype=np.uint8)
     kernel = rng.standard_normal(kernel_shape)
@@ -68,7 +80,7 @@ def test_tiles_equal_the_whole_image(kernel_shape, stride, dilation, padding, en
     assert count > 4
     assert tiled.shape == whole.shape
     if engine == "auto":
-        assert np.array_equal(tiled, whole)
+        assert_rounding_equal(tiled, whole, kernel)
     else:
         np.testing.assert_allclose(tiled, whole, rtol=0, atol=1e-5 * np.abs(kernel).sum() * 255)
     expected = correlate(image, kernel, stride, padding, dilation, 0.25)
@@ -194,14 +206,14 @@ BORDER_CONFIGS = [
 def test_tiled_borders_and_full_padding_equal_the_whole_image(
     kernel_shape, stride, dilation, padding, border
 ):
-    """Each tile's window is cut with the border's pixels: bit-identical to numpy.pad of the whole image."""
+    """Each tile's window is cut with the border's pixels: the whole image's sums, and numpy.pad's."""
     rng = np.random.default_rng(sum(kernel_shape) + len(border))
     batch = rng.integers(0, 256, (2, 45, 61), dtype=np.uint8)
     kernel = rng.standard_normal(kernel_shape)
     whole = filter_batch(batch, kernel, stride, padding, dilation, 0.5, border=border)
     tiled = filter_batch(batch, kernel, stride, padding, dilation, 0.5, border=border, tile_size=16)
     assert len(plan_tiles(batch.shape[1:], kernel_shape, stride, padding, dilation, 16)) >= 3
-    assert np.array_equal(tiled, whole)
+    assert_rounding_equal(tiled, whole, kernel)
     for image, result in zip(batch, tiled, strict=True):
         h, w = image.shape
         pad_y = padding_amounts(h, kernel_shape[0], stride[0], dilation[0], padding)
@@ -220,7 +232,7 @@ def test_tiles_smaller_than_the_border_pad(border):
     whole = filter_batch(batch, kernel, (1, 1), "full", (1, 1), 0.0, border=border)
     tiled = filter_batch(batch, kernel, (1, 1), "full", (1, 1), 0.0, border=border, tile_size=16)
     assert whole.shape == (1, 18, 17)
-    assert np.array_equal(tiled, whole)
+    assert_rounding_equal(tiled, whole, kernel)
     padded = pad_batch(batch.astype(float), (15, 15), (15, 15), border)[0]
     expected = correlate(padded, kernel, padding="valid")
     assert np.abs(whole[0] - expected).max() < 1e-6 * np.abs(kernel).sum() * 255
