@@ -71,8 +71,8 @@ def main() -> None:
     import scipy
     import scipy.ndimage as ndi
 
-    from convfilter.engine import convolve
-    from convfilter.model import keras_module
+    from convfilter.engine.layouts import convolve
+    from convfilter.engine.model import keras_module
 
     keras = keras_module()
     rng = np.random.default_rng(0)

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from convfilter.core import check_border_use, check_fits, orient_kernel
-from convfilter.geometry import check_padding, dilated_extent, padding_amounts, standardize_pair
-from convfilter.kernels import format_grid
+from convfilter.engine.conv import check_border_use, check_fits, orient_kernel
+from convfilter.ops.geometry import check_padding, dilated_extent, padding_amounts, standardize_pair
+from convfilter.ops.kernels import format_grid
 
 
 @dataclass

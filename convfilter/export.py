@@ -1,6 +1,6 @@
 """``--export MODEL.keras``: saving the model that produced an output, in Keras's native format.
 
-The saved model is built by :func:`convfilter.stack.build_stack` from the
+The saved model is built by :func:`convfilter.engine.stack.build_stack` from the
 same stages, with the same weights, so ``keras.saving.load_model(path)``
 gives a model that maps an ``N x H x W x 1`` float32 batch (pixel values in
 the input's scale, 0..255 for 8-bit images) to exactly the raw values that
@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from convfilter.atomic import atomic_path
+from convfilter.io.atomic import atomic_path
 from convfilter.errors import ConvFilterError
-from convfilter.imageio import check_writable
+from convfilter.io.images import check_writable
 
 MODEL_EXTENSION = ".keras"
 
@@ -31,8 +31,8 @@ def check_model_path(path: str) -> None:
 
 
 def export_stack(path: str, stages: Sequence, input_shape: Sequence[int]) -> None:
-    """Build the model for ``stages`` (see :mod:`convfilter.stack`) and save it to ``path`` atomically."""
-    from convfilter.stack import build_stack
+    """Build the model for ``stages`` (see :mod:`convfilter.engine.stack`) and save it to ``path`` atomically."""
+    from convfilter.engine.stack import build_stack
 
     model, _ = build_stack(stages, input_shape)
     save_model(model, path)

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from convfilter.atomic import atomic_file
+from convfilter.io.atomic import atomic_file
 from convfilter.errors import ConvFilterError
-from convfilter.imageio import check_writable
+from convfilter.io.images import check_writable
 
 FIGURE_EXTENSIONS = (".png", ".pdf", ".svg")
 ANNOTATE_KERNEL_UP_TO = 9
@@ -85,7 +85,7 @@ def compare_figure(
 ) -> None:
     """Draw the comparison figure for ``image`` run through ``stages`` and write it to ``path`` atomically.
 
-    ``stages`` are :class:`convfilter.stack.ConvStage` / ``PoolStage`` objects
+    ``stages`` are :class:`convfilter.engine.stack.ConvStage` / ``PoolStage`` objects
     and ``outputs`` their raw float results, in order. ``input_max`` is the
     top of the input's pixel scale (255 for 8-bit images; ``None``: the
     input's own min..max, for matrices); ``mapping`` names

@@ -1,7 +1,7 @@
 """Learning a kernel back: train the single-filter Conv2D that turns BEFORE into AFTER.
 
 The layer is the one filtering uses (same stride, padding and dilation,
-built by :mod:`convfilter.stack`), trained with Keras's ``model.fit``, the
+built by :mod:`convfilter.engine.stack`), trained with Keras's ``model.fit``, the
 Adam optimizer and a mean-squared-error loss, full batch: one epoch is one
 gradient step over the whole image.
 
@@ -39,16 +39,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convfilter.atomic import atomic_file
-from convfilter.borders import pad_batch
-from convfilter.core import check_border_use
+from convfilter.io.atomic import atomic_file
+from convfilter.ops.borders import pad_batch
+from convfilter.engine.conv import check_border_use
 from convfilter.errors import ConvFilterError
-from convfilter.geometry import check_padding, padding_amounts, standardize_pair
-from convfilter.imageio import check_writable
-from convfilter.kernels import MAX_KERNEL_SIZE
-from convfilter.matrixio import is_matrix_path
-from convfilter.pipeline import read_input
-from convfilter.stack import ConvStage, add_stage, stack_shapes
+from convfilter.ops.geometry import check_padding, padding_amounts, standardize_pair
+from convfilter.io.images import check_writable
+from convfilter.ops.kernels import MAX_KERNEL_SIZE
+from convfilter.io.matrices import is_matrix_path
+from convfilter.run.files import read_input
+from convfilter.engine.stack import ConvStage, add_stage, stack_shapes
 
 DEFAULT_EPOCHS = 5000
 DEFAULT_LEARNING_RATE = 0.02
@@ -87,7 +87,7 @@ class LearnResult:
 def read_operand(path: str) -> tuple[np.ndarray, float | None]:
     """Read BEFORE or AFTER: an image (``values, max_value``) or a matrix file (``values, None``).
 
-    Images follow the grayscale rule of :mod:`convfilter.modes`; matrix files
+    Images follow the grayscale rule of :mod:`convfilter.io.modes`; matrix files
     (``.npy`` read with ``allow_pickle=False``, ``.csv``, ``.txt``) hold numbers
     used as they are. Errors are :class:`ConvFilterError` naming ``path``.
     """
@@ -193,7 +193,7 @@ def learn_kernel(
     kernel, bias, epochs_run, stopped = _train(
         train_input, after, train_stage, learn_bias, epochs, float(learning_rate), int(seed), progress
     )
-    from convfilter.core import filter_array
+    from convfilter.engine.conv import filter_array
 
     predicted = filter_array(
         before, kernel, stride=stride, padding=padding, dilation=dilation, bias=bias or 0.0, border=border
@@ -222,7 +222,7 @@ def _matrix(values: np.ndarray, name: str) -> np.ndarray:
 
 
 def _train(before, after, stage, learn_bias, epochs, learning_rate, seed, progress):
-    from convfilter.model import keras_module
+    from convfilter.engine.model import keras_module
 
     keras = keras_module()
     import tensorflow as tf

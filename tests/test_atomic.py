@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from convfilter.errors import ConvFilterError
-from convfilter.imageio import write_pixels
+from convfilter.io.images import write_pixels
 
 
 def parts(directory: Path) -> list[str]:
@@ -43,7 +43,7 @@ def test_write_failing_half_way_leaves_the_old_file(tmp_path):
         import resource, signal, sys
         import numpy as np
         from convfilter.errors import ConvFilterError
-        from convfilter.imageio import write_pixels
+        from convfilter.io.images import write_pixels
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
         noise = np.random.default_rng(0).integers(0, 256, (256, 256), dtype=np.uint8)
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
@@ -73,7 +73,7 @@ def test_a_kill_at_any_moment_leaves_a_whole_file(tmp_path):
         """
         import sys
         import numpy as np
-        from convfilter.imageio import write_pixels
+        from convfilter.io.images import write_pixels
         images = [np.load(sys.argv[2]), np.load(sys.argv[3])]
         print("ready", flush=True)
         i = 1

@@ -25,8 +25,8 @@ from PIL import Image
 
 from convfilter.cli import cli
 from convfilter.errors import ConvFilterError
-from convfilter.imageio import read_color, read_gray
-from convfilter.pipeline import filter_file
+from convfilter.io.images import read_color, read_gray
+from convfilter.run.files import filter_file
 
 BLUR = np.full((3, 3), 1 / 9)
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -114,7 +114,7 @@ def test_bad_inputs_never_import_tensorflow(corpus, tmp_path):
         import sys
         import numpy as np
         from convfilter.errors import ConvFilterError
-        from convfilter.pipeline import filter_file
+        from convfilter.run.files import filter_file
         failed = 0
         for path in sys.argv[2:]:
             try:
@@ -141,7 +141,7 @@ def test_gigantic_header_is_refused_before_allocating(corpus):
         import resource, sys
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
         from convfilter.errors import ConvFilterError
-        from convfilter.imageio import read_gray
+        from convfilter.io.images import read_gray
         limit = None if sys.argv[2] == "none" else int(sys.argv[2])
         try:
             read_gray(sys.argv[1], max_pixels=limit)

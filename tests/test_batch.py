@@ -1,4 +1,4 @@
-"""The batch library (convfilter.batch): planning outputs, checks before work, the threaded runner.
+"""The batch library (convfilter.run.batch): planning outputs, checks before work, the threaded runner.
 
 Pixels are checked against the independent NumPy reference in tests/reference.py.
 """
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from reference import correlate
 
-from convfilter.batch import (
+from convfilter.run.batch import (
     BatchRunner,
     PlanError,
     check_jobs,
@@ -21,7 +21,7 @@ from convfilter.batch import (
     plan_outputs,
 )
 from convfilter.errors import ConvFilterError
-from convfilter.imageio import write_pixels
+from convfilter.io.images import write_pixels
 
 BOX = np.full((3, 3), 1 / 9)
 
@@ -297,14 +297,14 @@ def test_pixel_budget_bounds_the_images_held_at_once(tmp_path, budget, peak):
 @pytest.mark.parametrize("tile_size, target", [(None, "filter_batch"), (16, "filter_pixels")])
 def test_a_failing_model_run_fails_that_file_only(tmp_path, monkeypatch, tile_size, target):
     """A model error (e.g. TensorFlow out of memory) on one image: that file fails, named, nothing written."""
-    import convfilter.batch
+    import convfilter.run.batch
 
     save(tmp_path / "a.png", (40, 40), 1)
 
     def boom(*args, **kwargs):
         raise RuntimeError("cannot allocate\nmore")
 
-    monkeypatch.setattr(convfilter.batch, target, boom)
+    monkeypatch.setattr(convfilter.run.batch, target, boom)
     settings = make_settings(BOX, tile_size=tile_size)
     jobs = plan([str(tmp_path / "a.png")], output_dir=str(tmp_path / "out"))
     check_jobs(jobs, settings, make_dirs=True)

@@ -284,7 +284,7 @@ def test_reads_in_threads_keep_their_own_pixel_limit_and_restore_pillow(tmp_path
     from concurrent.futures import ThreadPoolExecutor
 
     from convfilter.errors import ConvFilterError
-    from convfilter.imageio import read_gray
+    from convfilter.io.images import read_gray
 
     path = tmp_path / "p.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 30), dtype=np.uint8)).save(path)

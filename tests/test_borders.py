@@ -13,7 +13,7 @@ import pytest
 from reference import correlate, tf_same_padding
 
 from convfilter import filter_array
-from convfilter.geometry import output_shape, padding_amounts
+from convfilter.ops.geometry import output_shape, padding_amounts
 
 ROW = [[1, 2, 3, 4]]
 K3 = [[1, 10, 100]]

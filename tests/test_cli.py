@@ -15,7 +15,7 @@ from reference import correlate
 
 from convfilter import __version__
 from convfilter.cli import cli
-from convfilter.kernels import KERNELS
+from convfilter.ops.kernels import KERNELS
 
 ASCENT = Path(__file__).resolve().parent.parent / "sample_images" / "ascent.png"
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from reference import correlate
 
-from convfilter.core import filter_array
-from convfilter.engine import block_taps, block_weights, convolve, window_block, window_weights
+from convfilter.engine.conv import filter_array
+from convfilter.engine.layouts import block_taps, block_weights, convolve, window_block, window_weights
 
 
 def _relative_error(result: np.ndarray, expected: np.ndarray, kernel: np.ndarray, scale: float) -> float:
@@ -172,7 +172,7 @@ def test_a_result_survives_the_next_call_reusing_the_input_buffer(bias):
 @pytest.mark.parametrize("kernel_shape, pad_y", [((3, 3), (1, 1)), ((5, 5), (9, 30)), ((7, 7), (40, 0))])
 def test_buffers_filled_by_row_bands_in_parallel(monkeypatch, kernel_shape, pad_y):
     """Large buffers are filled by one thread per core; bands may lie wholly in the padding."""
-    from convfilter import engine
+    from convfilter.engine import layouts as engine
 
     monkeypatch.setattr(engine, "PARALLEL_FILL_FLOATS", 0)
     rng = np.random.default_rng(sum(pad_y))

@@ -10,8 +10,8 @@ from reference import correlate
 
 from convfilter.errors import ConvFilterError
 from convfilter.export import check_model_path, export_stack
-from convfilter.model import keras_module
-from convfilter.stack import conv_stage, pool_stage
+from convfilter.engine.model import keras_module
+from convfilter.engine.stack import conv_stage, pool_stage
 
 RNG = np.random.default_rng(3)
 IMAGE = RNG.uniform(0, 255, (17, 22)).astype(np.float32)

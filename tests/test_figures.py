@@ -10,7 +10,7 @@ from PIL import Image
 
 from convfilter.errors import ConvFilterError
 from convfilter.figures import check_figure_path, compare_figure, stage_settings, value_range, value_text
-from convfilter.stack import conv_stage, pool_stage
+from convfilter.engine.stack import conv_stage, pool_stage
 
 RNG = np.random.default_rng(11)
 

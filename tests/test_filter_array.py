@@ -7,7 +7,7 @@ import pytest
 from reference import correlate
 
 from convfilter import ImageTooSmallError, filter_array
-from convfilter.kernels import KERNELS
+from convfilter.ops.kernels import KERNELS
 
 # Every named kernel, with odd and even sizes where the kernel takes a size.
 KERNEL_CASES = [

@@ -7,7 +7,7 @@ import pytest
 from reference import correlate, tf_same_padding
 
 from convfilter import filter_array
-from convfilter.geometry import output_shape, padding_amounts, standardize_pair
+from convfilter.ops.geometry import output_shape, padding_amounts, standardize_pair
 
 # (input HxW, kernel, stride, padding, dilation, expected output HxW)
 SHAPE_CASES = [

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from convfilter.kernels import KERNELS, KernelParameterError, format_grid, get_kernel, is_averaging
+from convfilter.ops.kernels import KERNELS, KernelParameterError, format_grid, get_kernel, is_averaging
 
 DOCUMENTED_GRIDS = {
     "edge": [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]],

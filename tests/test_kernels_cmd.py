@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from convfilter.cli import cli
-from convfilter.kernels import KERNELS
+from convfilter.ops.kernels import KERNELS
 
 SOBEL_X = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
 

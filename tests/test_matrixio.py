@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from convfilter.errors import ConvFilterError
-from convfilter.matrixio import format_value, is_matrix_path, read_matrix, write_matrix
+from convfilter.io.matrices import format_value, is_matrix_path, read_matrix, write_matrix
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convfilter.pipeline import filter_file
+from convfilter.run.files import filter_file
 
 HEIGHT, WIDTH = 1200, 1000
 FLOAT32_COPY = HEIGHT * WIDTH * 4
@@ -56,7 +56,8 @@ def test_small_tiles_keep_numpy_memory_below_one_float_copy(tmp_path, range_mode
     [("L", np.uint8, 255), ("I;16", np.uint16, 65535), ("F", np.float32, 1.0)],
 )
 def test_large_images_are_read_in_bands_with_the_same_pixels(tmp_path, monkeypatch, mode, dtype, top):
-    from convfilter import imageio, modes
+    from convfilter.io import images as imageio
+    from convfilter.io import modes
 
     rng = np.random.default_rng(1)
     pixels = (rng.random((97, 61)) * top).astype(dtype)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from convfilter.pixels import resolve_range, to_pixels
+from convfilter.io.pixels import resolve_range, to_pixels
 
 
 def test_clip_rounds_and_clips():

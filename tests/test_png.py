@@ -1,4 +1,4 @@
-"""PNG outputs written by libpng (convfilter.png): every layout, every level, row filters, DPI.
+"""PNG outputs written by libpng (convfilter.io.png): every layout, every level, row filters, DPI.
 
 Files are read back with Pillow, and their chunks with the small PNG parser
 below (zlib inflates the image data), independent of the writer.
@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from convfilter.cli import cli
-from convfilter.imageio import save_image, write_image
-from convfilter.png import encode_png, png_mode
+from convfilter.io.images import save_image, write_image
+from convfilter.io.png import encode_png, png_mode
 
 RNG = np.random.default_rng(11)
 LAYOUTS = [  # (pixels, the mode Pillow reads back)

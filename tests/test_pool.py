@@ -11,7 +11,7 @@ from PIL import Image
 
 from convfilter.cli import cli
 from convfilter.errors import ImageTooSmallError
-from convfilter.pooling import pool_array
+from convfilter.engine.pool import pool_array
 
 
 def run(*args):

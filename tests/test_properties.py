@@ -16,8 +16,8 @@ from PIL import Image
 from reference import correlate
 
 from convfilter.cli import cli
-from convfilter.color import resample_alpha
-from convfilter.core import filter_array
+from convfilter.io.color import resample_alpha
+from convfilter.engine.conv import filter_array
 from convfilter.errors import ImageTooSmallError
 
 

@@ -7,10 +7,10 @@ import pytest
 from reference import correlate
 from reference_pool import pool
 
-from convfilter.core import filter_array
+from convfilter.engine.conv import filter_array
 from convfilter.errors import ImageTooSmallError
-from convfilter.kernels import KERNELS
-from convfilter.stack import (
+from convfilter.ops.kernels import KERNELS
+from convfilter.engine.stack import (
     build_stack,
     conv_stage,
     pool_stage,

@@ -8,13 +8,13 @@ from click.testing import CliRunner
 from PIL import Image
 from reference import correlate
 
-from convfilter.borders import pad_batch
+from convfilter.ops.borders import pad_batch
 from convfilter.cli import cli
-from convfilter.core import filter_batch
-from convfilter.engine import convolve
-from convfilter.geometry import padding_amounts
-from convfilter.pipeline import filter_file
-from convfilter.tiles import check_tile_size, filter_tiles, plan_tiles
+from convfilter.engine.conv import filter_batch
+from convfilter.engine.layouts import convolve
+from convfilter.ops.geometry import padding_amounts
+from convfilter.run.files import filter_file
+from convfilter.engine.tiles import check_tile_size, filter_tiles, plan_tiles
 
 CONFIGS = [
     # (kernel shape, stride, dilation, padding)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import click
 
-from convfilter.batch import (
+from convfilter.run.batch import (
     FAILED,
     SKIPPED,
     STDIO,
@@ -36,10 +36,10 @@ from convfilter.batch import (
     plan_outputs,
 )
 from convfilter.errors import ConvFilterError, ImageTooSmallError
-from convfilter.imageio import output_format
-from convfilter.matrixio import is_matrix_path
-from convfilter.model import wait_for_preload
-from convfilter.pipeline import FilterResult
+from convfilter.io.images import output_format
+from convfilter.io.matrices import is_matrix_path
+from convfilter.engine.model import wait_for_preload
+from convfilter.run.files import FilterResult
 
 EXIT_INTERRUPTED = 130
 DEFAULT_PNG_COMPRESSION = 1

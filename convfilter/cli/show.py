@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 
 import click
 
-from convfilter.core import orient_kernel
+from convfilter.engine.conv import orient_kernel
 from convfilter.errors import ConvFilterError
 from convfilter.export import check_model_path, export_stack
 from convfilter.figures import check_figure_path, compare_figure, shape_text, stage_settings, value_range
-from convfilter.kernels import KERNELS, MAX_KERNEL_SIZE, KernelParameterError, format_grid
+from convfilter.ops.kernels import KERNELS, MAX_KERNEL_SIZE, KernelParameterError, format_grid
 from convfilter.learn import (
     DEFAULT_EPOCHS,
     DEFAULT_LEARNING_RATE,
@@ -31,9 +31,9 @@ from convfilter.learn import (
     read_pair,
     save_kernel,
 )
-from convfilter.matrixio import is_matrix_path
-from convfilter.pooling import POOL_PADDINGS
-from convfilter.stack import ConvStage, PoolStage, conv_stage, pool_stage
+from convfilter.io.matrices import is_matrix_path
+from convfilter.engine.pool import POOL_PADDINGS
+from convfilter.engine.stack import ConvStage, PoolStage, conv_stage, pool_stage
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 STAGE_SETTINGS = ("stride", "padding", "dilation", "bias", "border", "convolve")
@@ -287,7 +287,7 @@ def _build_stage(name: str, params: dict, number: int, ctx: click.Context) -> Co
     scale = params.get("scale")
     try:
         if name == "custom":
-            from convfilter import kernelspec
+            from convfilter.ops import kernelspec
 
             grid = kernelspec.parse_kernel(params["spec"])
             if params["normalize"]:
@@ -327,7 +327,7 @@ def chain_command(conv_options: Callable, kernel_options: Callable, scale_option
     @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists (never the input).")
     @click.pass_context
     def chain(ctx, input_path, output_path, stage_args, compare_path, export_path, verbose, **settings):
-        from convfilter.chain import chain_file
+        from convfilter.run.chain import chain_file
 
         options = {
             opt for param in ctx.command.params if isinstance(param, click.Option) for opt in param.opts
@@ -487,7 +487,7 @@ def learn_command(conv_options: Callable) -> click.Command:
         dilation,
         border,
     ):
-        from convfilter.core import check_border_use, filter_array
+        from convfilter.engine.conv import check_border_use, filter_array
 
         _guarded(check_border_use, border, padding)
         if kernel_path:

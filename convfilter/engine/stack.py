@@ -18,7 +18,7 @@ input size, so that model has a fixed input shape. Borders other than zeros
 (``--border reflect`` ...) have no standard Keras layer and are not stages.
 
 Shapes and validation need no TensorFlow; building or running a model
-imports it through :func:`convfilter.model.keras_module`.
+imports it through :func:`convfilter.engine.model.keras_module`.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from convfilter.core import check_fits, check_kernel
+from convfilter.engine.conv import check_fits, check_kernel
 from convfilter.errors import ImageTooSmallError
-from convfilter.geometry import KERAS_PADDINGS, check_padding, padding_amounts, standardize_pair
-from convfilter.kernels import is_averaging
-from convfilter.pooling import check_pool, pool_shape
+from convfilter.ops.geometry import KERAS_PADDINGS, check_padding, padding_amounts, standardize_pair
+from convfilter.ops.kernels import is_averaging
+from convfilter.engine.pool import check_pool, pool_shape
 
 
 @dataclass(frozen=True, eq=False)
@@ -250,7 +250,7 @@ def build_stack(
     :func:`needs_fixed_shape`. With ``single_name`` a one-stage stack's
     layer is called plain ``conv`` / ``max_pool`` / ``avg_pool``.
     """
-    from convfilter.model import keras_module
+    from convfilter.engine.model import keras_module
 
     keras = keras_module()
     if not stages:

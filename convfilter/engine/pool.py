@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from convfilter.errors import ImageTooSmallError
-from convfilter.geometry import output_shape, standardize_pair
-from convfilter.kernels import MAX_KERNEL_SIZE
+from convfilter.ops.geometry import output_shape, standardize_pair
+from convfilter.ops.kernels import MAX_KERNEL_SIZE
 
 POOLS = ("max", "avg")
 POOL_PADDINGS = ("valid", "same")
@@ -77,7 +77,7 @@ def pool_batch(
     batch: np.ndarray, kind: str, pool_size: tuple[int, int], stride: tuple[int, int], padding: str
 ) -> np.ndarray:
     """Pool ``N x H x W`` images of one size (arguments already validated); returns ``N x H' x W'``."""
-    from convfilter.model import run_pool
+    from convfilter.engine.model import run_pool
 
     batch = np.asarray(batch, dtype=np.float32)[..., np.newaxis]
     return run_pool(batch, kind, pool_size, stride=stride, padding=padding)

@@ -20,7 +20,7 @@ import re
 
 import numpy as np
 
-from convfilter.atomic import atomic_file
+from convfilter.io.atomic import atomic_file
 from convfilter.errors import ConvFilterError, input_file_error, one_line
 
 MATRIX_EXTENSIONS = (".npy", ".csv", ".txt")
@@ -156,7 +156,7 @@ def write_matrix(path: str, matrix: np.ndarray, *, replace: bool = True) -> None
     """Write ``matrix`` (2-D) to ``path`` as raw float32 values, atomically (temp file + rename).
 
     With ``replace=False`` an existing ``path`` is never replaced (see
-    :func:`convfilter.imageio.move_into_place`).
+    :func:`convfilter.io.images.move_into_place`).
     """
     ext = os.path.splitext(path)[1].lower()
     if ext not in MATRIX_EXTENSIONS:

@@ -6,7 +6,7 @@ A SPEC is one of:
   ``;`` (or newlines), values by ``,`` and/or spaces;
 * a JSON nested list: ``"[[1,0.5],[0.5,1]]"`` (a flat list is one row);
 * ``@path`` to a ``.npy`` (loaded with ``allow_pickle=False``), ``.csv`` or
-  ``.txt`` matrix file (see :mod:`convfilter.matrixio`).
+  ``.txt`` matrix file (see :mod:`convfilter.io.matrices`).
 
 Every problem raises ``ValueError`` with a one-line message saying what was
 wrong and echoing what was received.
@@ -20,8 +20,8 @@ import os
 import numpy as np
 
 from convfilter.errors import ConvFilterError
-from convfilter.kernels import MAX_KERNEL_SIZE
-from convfilter.matrixio import MATRIX_EXTENSIONS, MatrixSyntaxError, parse_rows, read_matrix
+from convfilter.ops.kernels import MAX_KERNEL_SIZE
+from convfilter.io.matrices import MATRIX_EXTENSIONS, MatrixSyntaxError, parse_rows, read_matrix
 
 ECHO_LIMIT = 60
 """Received specs longer than this are shortened in error messages."""

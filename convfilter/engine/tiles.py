@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convfilter.engine import column_block, convolve
-from convfilter.geometry import dilated_extent, output_shape, padding_amounts
+from convfilter.engine.layouts import column_block, convolve
+from convfilter.ops.geometry import dilated_extent, output_shape, padding_amounts
 
 DEFAULT_TILE_SIZE = 2048
 """Default side of an output tile: about 16 MB of float32 per buffer."""
@@ -98,7 +98,7 @@ def plan_tiles(
 def border_index(index: np.ndarray, n: int, border: str) -> np.ndarray:
     """Where position ``index`` (may lie outside ``0..n-1``) of a ``border``-padded axis reads from.
 
-    The same pixels ``numpy.pad`` (:func:`convfilter.borders.pad_batch`)
+    The same pixels ``numpy.pad`` (:func:`convfilter.ops.borders.pad_batch`)
     puts there, for any amount of padding, including more than ``n``.
     """
     index = np.asarray(index)
@@ -146,8 +146,8 @@ def filter_tiles(
 ) -> Iterator[tuple[Tile, np.ndarray]]:
     """Yield ``(tile, float32 N x h x w values)`` per output tile of ``batch`` (``N x H x W``, any dtype).
 
-    Arguments must already be validated (:func:`convfilter.core.check_fits`).
-    ``border`` is what 'same' and 'full' pad with (:mod:`convfilter.borders`):
+    Arguments must already be validated (:func:`convfilter.engine.conv.check_fits`).
+    ``border`` is what 'same' and 'full' pad with (:mod:`convfilter.ops.borders`):
     each tile's window is cut from the image with the border's pixels where
     it pokes out. Only one tile's float buffers exist at a time.
     """

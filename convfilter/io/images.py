@@ -4,7 +4,7 @@ Reading (:func:`read_gray`, :func:`read_color`) opens the file with Pillow,
 refuses it before decoding when it claims more than ``max_pixels`` pixels
 (Pillow's decompression-bomb limit, set explicitly for every read), picks one
 frame of a multi-frame file, applies the EXIF orientation, then converts the
-pixels by the rules in :mod:`convfilter.modes`. Every failure is a
+pixels by the rules in :mod:`convfilter.io.modes`. Every failure is a
 :class:`ConvFilterError` whose one-line message starts with the path.
 """
 
@@ -23,10 +23,10 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from convfilter.atomic import atomic_file
+from convfilter.io.atomic import atomic_file
 from convfilter.errors import ConvFilterError, input_file_error, one_line
-from convfilter.modes import Planes, color_planes, gray_planes
-from convfilter.png import PNG_MODES, png_mode, write_png
+from convfilter.io.modes import Planes, color_planes, gray_planes
+from convfilter.io.png import PNG_MODES, png_mode, write_png
 
 COMMON_EXTENSIONS = ".png, .jpg, .jpeg, .tif, .tiff, .bmp, .webp"
 FORMATS_WITH_16_BIT = ("PNG", "TIFF")
@@ -69,7 +69,7 @@ class GrayImage:
 
 @dataclass
 class ColorImage:
-    """A decoded image split by :func:`convfilter.modes.color_planes`.
+    """A decoded image split by :func:`convfilter.io.modes.color_planes`.
 
     ``channels`` is ``C x H x W`` float32 in a ``0..max_value`` scale,
     ``alpha`` is ``H x W`` uint8 or ``None``; ``mode`` is the mode the
@@ -156,7 +156,7 @@ def read_gray(
 ) -> GrayImage:
     """Decode ``path`` (frame ``frame``, default the first) and convert it to grayscale.
 
-    The grayscale rule for every Pillow mode is in :mod:`convfilter.modes`.
+    The grayscale rule for every Pillow mode is in :mod:`convfilter.io.modes`.
     Raises :class:`ConvFilterError`, its message starting with ``path``, for
     anything wrong with the file, including more than ``max_pixels`` pixels
     (``None``: no limit) and a ``frame`` the file does not have. ``source``,
@@ -406,7 +406,7 @@ def save_image(fp: BinaryIO, image: Image.Image | np.ndarray, fmt: str, **params
 
     ``image`` is a Pillow image or its pixels as a NumPy array (``H x W``,
     or ``H x W x C`` for ``LA``, ``RGB``, ``RGBA``). PNG pixels are written by
-    libpng (:mod:`convfilter.png`, with PNG's ``compress_level`` and ``dpi``
+    libpng (:mod:`convfilter.io.png`, with PNG's ``compress_level`` and ``dpi``
     options), everything else by Pillow.
     """
     if fmt == "PNG" and isinstance(image, Image.Image) and image.mode in PNG_MODES:

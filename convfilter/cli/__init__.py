@@ -1,4 +1,4 @@
-"""The ``convfilter`` command: a thin Click layer over :mod:`convfilter.pipeline`.
+"""The ``convfilter`` command: a thin Click layer over :mod:`convfilter.run.files`.
 
 Library code raises ``ValueError`` (bad argument, exit 2) or
 :class:`~convfilter.errors.ConvFilterError` (a file problem, exit 1); only this
@@ -17,25 +17,25 @@ import click
 import numpy as np
 
 from convfilter import __version__
-from convfilter.batch import make_settings
-from convfilter.borders import BORDERS
-from convfilter.cli_batch import BatchOptions, batch_options, filter_paths, is_single
-from convfilter.cli_show import (
+from convfilter.run.batch import make_settings
+from convfilter.ops.borders import BORDERS
+from convfilter.cli.files import BatchOptions, batch_options, filter_paths, is_single
+from convfilter.cli.show import (
     chain_command,
     check_side_outputs,
     learn_command,
     show_options,
     write_side_outputs,
 )
-from convfilter.cli_tools import explain_command, kernels_group, pool_command
-from convfilter.engine import describe as describe_engine
-from convfilter.geometry import PADDINGS, padding_amounts
-from convfilter.imageio import DEFAULT_MAX_PIXELS
-from convfilter.kernels import KERNELS, MAX_KERNEL_SIZE, KernelParameterError, NamedKernel, format_grid
-from convfilter.model import compute_device
-from convfilter.pipeline import RAW, FilterResult
-from convfilter.pixels import RANGE_MODES
-from convfilter.tiles import DEFAULT_TILE_SIZE, MIN_TILE_SIZE
+from convfilter.cli.tools import explain_command, kernels_group, pool_command
+from convfilter.engine.layouts import describe as describe_engine
+from convfilter.ops.geometry import PADDINGS, padding_amounts
+from convfilter.io.images import DEFAULT_MAX_PIXELS
+from convfilter.ops.kernels import KERNELS, MAX_KERNEL_SIZE, KernelParameterError, NamedKernel, format_grid
+from convfilter.engine.model import compute_device
+from convfilter.run.files import RAW, FilterResult
+from convfilter.io.pixels import RANGE_MODES
+from convfilter.engine.tiles import DEFAULT_TILE_SIZE, MIN_TILE_SIZE
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -284,7 +284,7 @@ SETTINGS = (
     "quality",
     "tile_size",
 )
-"""The keyword arguments :func:`conv_options` adds that go to :func:`convfilter.pipeline.filter_file`."""
+"""The keyword arguments :func:`conv_options` adds that go to :func:`convfilter.run.files.filter_file`."""
 
 
 def _finite_float(ctx: click.Context, param: click.Parameter, value):
@@ -505,7 +505,7 @@ for _kernel in KERNELS.values():
     cli.add_command(_make_kernel_command(_kernel))
 
 
-# --- Your own kernel: `custom` (`kernels`, `explain` and `pool` live in convfilter.cli_tools) ---
+# --- Your own kernel: `custom` (`kernels`, `explain` and `pool` live in convfilter.cli.tools) ---
 
 CUSTOM_HELP = """Filter images or matrices with your own kernel, given by --kernel SPEC.
 
@@ -552,7 +552,7 @@ Takes one INPUT OUTPUT pair, or many inputs with -o DIR, --recursive,
 @batch_options
 @show_options
 def custom_command(paths, spec, normalize, scale, verbose, batch, compare_path, export_path, **params):
-    from convfilter import kernelspec
+    from convfilter.ops import kernelspec
 
     settings = _split_settings(params)
     _check_side_outputs(paths, batch, compare_path, export_path, settings)
@@ -599,7 +599,7 @@ def main() -> None:
         code = 0
     if "tensorflow" not in sys.modules or not isinstance(code, int | None):
         sys.exit(code)
-    from convfilter.model import wait_for_preload
+    from convfilter.engine.model import wait_for_preload
 
     wait_for_preload()
     for stream in (sys.stdout, sys.stderr):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convfilter.kernels import is_averaging
+from convfilter.ops.kernels import is_averaging
 
 RANGE_MODES = ("auto", "clip", "rescale", "abs")
 DEPTHS = {8: (np.uint8, 255), 16: (np.uint16, 65535)}

@@ -1,7 +1,7 @@
 """Filtering one file end to end: read, Conv2D (or pooling), map to pixels, write atomically.
 
 INPUT and OUTPUT are images, or matrix files (``.npy``, ``.csv``, ``.txt``,
-see :mod:`convfilter.matrixio`): a matrix input is used as it is, a matrix
+see :mod:`convfilter.io.matrices`): a matrix input is used as it is, a matrix
 output receives the raw float32 result (no range mapping, no rounding). A
 matrix written to an image is taken to be in the 0..255 scale of an 8-bit
 image for the ``clip`` and ``abs`` range modes.
@@ -18,13 +18,13 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image
 
-from convfilter.atomic import exists_message
-from convfilter.color import merge_bands, pixel_array, resample_alpha
-from convfilter.core import check_border_use, check_fits, check_kernel, filter_batch, orient_kernel
-from convfilter.engine import check_engine
+from convfilter.io.atomic import exists_message
+from convfilter.io.color import merge_bands, pixel_array, resample_alpha
+from convfilter.engine.conv import check_border_use, check_fits, check_kernel, filter_batch, orient_kernel
+from convfilter.engine.layouts import check_engine
 from convfilter.errors import ConvFilterError
-from convfilter.geometry import check_padding, output_shape, standardize_pair
-from convfilter.imageio import (
+from convfilter.ops.geometry import check_padding, output_shape, standardize_pair
+from convfilter.io.images import (
     DEFAULT_MAX_PIXELS,
     FORMATS_WITH_16_BIT,
     FORMATS_WITH_DPI,
@@ -40,10 +40,10 @@ from convfilter.imageio import (
     same_file,
     write_image,
 )
-from convfilter.matrixio import is_matrix_path, read_matrix, write_matrix
-from convfilter.pixels import DEPTHS, resolve_range, to_pixels
-from convfilter.pooling import check_pool, pool_batch, pool_shape
-from convfilter.tiles import DEFAULT_TILE_SIZE, check_tile_size, filter_tiles, plan_tiles
+from convfilter.io.matrices import is_matrix_path, read_matrix, write_matrix
+from convfilter.io.pixels import DEPTHS, resolve_range, to_pixels
+from convfilter.engine.pool import check_pool, pool_batch, pool_shape
+from convfilter.engine.tiles import DEFAULT_TILE_SIZE, check_tile_size, filter_tiles, plan_tiles
 
 RAW = "raw"
 """The range mode reported for raw float outputs (matrix files, ``--depth 32f``)."""
@@ -164,12 +164,12 @@ def read_input(
     on_open: Callable[[tuple[int, int]], None] | None = None,
     keep_dtype: bool = False,
 ) -> InputData:
-    """Read an image (grayscale or colour rule of :mod:`convfilter.modes`) or a matrix file (values as is).
+    """Read an image (grayscale or colour rule of :mod:`convfilter.io.modes`) or a matrix file (values as is).
 
     ``source``, if given, is an open binary file holding an image (standard
     input) read instead of ``path``, which then only names it in messages.
     ``on_open`` is called when an image file has opened, before it decodes
-    (see :func:`convfilter.imageio.read_gray`); not for matrix files.
+    (see :func:`convfilter.io.images.read_gray`); not for matrix files.
     ``keep_dtype`` keeps 8/16-bit channels as ``uint8``/``uint16``.
     """
     if source is None and is_matrix_path(path):
@@ -211,7 +211,7 @@ def render_output(
     pixels: np.ndarray | None = None,
 ) -> tuple[Image.Image | np.ndarray, str]:
     """What :func:`write_output` stores, and the range mode used: the pixels (a NumPy array where
-    :func:`convfilter.color.pixel_array` has a layout for them, else a Pillow image), or for a
+    :func:`convfilter.io.color.pixel_array` has a layout for them, else a Pillow image), or for a
     matrix output the raw ``H' x W'`` values. ``pixels`` already mapped (:func:`filter_pixels`) replace
     ``values`` (``None`` then)."""
     if pixels is not None:
@@ -256,7 +256,7 @@ def write_output(
     """Write ``values`` (``C x H' x W'``) as the plan says; returns the range mode actually used.
 
     ``replace=False`` never replaces an existing file (see
-    :func:`convfilter.imageio.write_image`); ``params`` are extra Pillow save
+    :func:`convfilter.io.images.write_image`); ``params`` are extra Pillow save
     options for image outputs (e.g. PNG's ``compress_level``); ``pixels`` as
     in :func:`render_output`.
     """
@@ -338,7 +338,7 @@ def filter_pixels(
 
 
 def _global_bounds(tiles) -> tuple[float, float]:
-    """The finite min and max over all tiles, as :func:`convfilter.pixels.finite_bounds` gives them."""
+    """The finite min and max over all tiles, as :func:`convfilter.io.pixels.finite_bounds` gives them."""
     lo, hi = np.inf, -np.inf
     for _, values in tiles:
         finite = values[np.isfinite(values)]
@@ -388,16 +388,16 @@ def filter_file(
     raw float results, ``range_mode`` not applied); ``None`` keeps the input's
     precision where the output format can store it (16-bit PNG/TIFF inputs
     give 16-bit PNG/TIFF outputs) and is 8 otherwise. ``border`` and
-    ``convolve`` are as in :func:`convfilter.core.filter_array`. ``color``
+    ``convolve`` are as in :func:`convfilter.engine.conv.filter_array`. ``color``
     filters each colour channel with the kernel and keeps the mode (alpha
-    resampled, never filtered; see :mod:`convfilter.color`), otherwise the
-    image is converted to grayscale (:mod:`convfilter.modes`). ``frame`` picks
+    resampled, never filtered; see :mod:`convfilter.io.color`), otherwise the
+    image is converted to grayscale (:mod:`convfilter.io.modes`). ``frame`` picks
     a frame of a multi-frame file (0-based, default the first); ``max_pixels``
     is the decompression-bomb limit (``None``: none); ``quality`` is
     JPEG/WebP's. Outputs larger than ``tile_size`` x ``tile_size`` are
-    computed in tiles (bit-identical; see :mod:`convfilter.tiles`); ``engine``
-    is as in :func:`convfilter.core.filter_batch`. TensorFlow is imported in
-    the background while a large image decodes (:func:`convfilter.model.preload_for`).
+    computed in tiles (bit-identical; see :mod:`convfilter.engine.tiles`); ``engine``
+    is as in :func:`convfilter.engine.conv.filter_batch`. TensorFlow is imported in
+    the background while a large image decodes (:func:`convfilter.engine.model.preload_for`).
 
     Everything that can be checked without decoding (output format, depth,
     quality, directory, output is the input) is checked first, and what
@@ -418,7 +418,7 @@ def filter_file(
     check_engine(engine)
     plan = plan_output(input_path, output_path, mode, depth, quality=quality, color=color)
 
-    from convfilter.model import preload_for, wait_for_preload
+    from convfilter.engine.model import preload_for, wait_for_preload
 
     try:
         data = read_input(

@@ -15,9 +15,9 @@ border         ``numpy.pad`` mode          padded row
 ``zero`` padding ('same' or 'full') is written by the engine
 (:func:`convfilter.engine.convolve`) straight into its input buffer; every
 other border is padded here first, with the amounts of
-:func:`convfilter.geometry.padding_amounts`. The Conv2D always runs with
-'valid'. Tiles of a large image (:mod:`convfilter.tiles`) take the same
-pixels through :func:`convfilter.tiles.border_index`. Nothing here imports
+:func:`convfilter.ops.geometry.padding_amounts`. The Conv2D always runs with
+'valid'. Tiles of a large image (:mod:`convfilter.engine.tiles`) take the same
+pixels through :func:`convfilter.engine.tiles.border_index`. Nothing here imports
 TensorFlow.
 """
 

@@ -2,7 +2,7 @@
 
 :func:`conv_model` is the literal single-filter layer ``Conv2D(1, ...)``;
 :func:`blocked_model` is the many-channel ``Conv2D`` of the fast layouts in
-:mod:`convfilter.engine`; :func:`pool_model` the pooling layers of ``pool``.
+:mod:`convfilter.engine.layouts`; :func:`pool_model` the pooling layers of ``pool``.
 This is the only module that imports TensorFlow,
 and it does so on first use (:func:`keras_module`, or in the background with
 :func:`preload`), so ``--help``, ``--version`` and everything that does not
@@ -145,7 +145,7 @@ def blocked_model(
 ) -> Any:
     """A ``Conv2D(channels[1], kernel_shape)`` model over ``N x H x blocks x channels[0]`` batches.
 
-    The blocked layout of :mod:`convfilter.engine`: ``stride`` and
+    The blocked layout of :mod:`convfilter.engine.layouts`: ``stride`` and
     ``dilation`` are the row stride and row dilation (columns are in the
     weights); padding is always 'valid'. Cached per configuration.
     """
@@ -233,10 +233,10 @@ def run_conv(
     ``engine='plain'`` is the literal single-filter layer (which, like
     Keras, refuses stride > 1 together with dilation > 1); ``'auto'`` and
     ``'blocked'`` run the same convolution in the blocked layout of
-    :mod:`convfilter.engine`, which accepts every combination.
+    :mod:`convfilter.engine.layouts`, which accepts every combination.
     """
-    from convfilter.engine import check_engine, convolve
-    from convfilter.geometry import padding_amounts
+    from convfilter.engine.layouts import check_engine, convolve
+    from convfilter.ops.geometry import padding_amounts
 
     if check_engine(engine) == "plain":
         return plain_conv(batch, kernel, bias=bias, stride=stride, padding=padding, dilation=dilation)

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from convfilter.geometry import output_length, padding_amounts
-from convfilter.png import layout_mode
+from convfilter.ops.geometry import output_length, padding_amounts
+from convfilter.io.png import layout_mode
 
 
 def anchor_indices(n: int, k: int, s: int, d: int, padding: str) -> np.ndarray:
@@ -42,10 +42,10 @@ def resample_alpha(
 
 
 def pixel_array(pixels: np.ndarray, alpha: np.ndarray | None, mode: str) -> np.ndarray | None:
-    """``C x H x W`` pixels and optional alpha as one ``mode`` array for :mod:`convfilter.png`, or ``None``.
+    """``C x H x W`` pixels and optional alpha as one ``mode`` array for :mod:`convfilter.io.png`, or ``None``.
 
     ``None`` when ``mode`` has no such layout (see
-    :func:`convfilter.png.layout_mode`). A single band is a view, not a copy.
+    :func:`convfilter.io.png.layout_mode`). A single band is a view, not a copy.
     """
     if layout_mode(len(pixels) + (alpha is not None), pixels.dtype) != mode:
         return None

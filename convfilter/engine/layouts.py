@@ -31,7 +31,7 @@ tests compare the two, and both against an independent NumPy reference.
 Float input with NaN or infinity always runs plain (a zero weight times NaN
 is NaN, which would spread to neighbours in the blocked layouts).
 
-Nothing here imports TensorFlow; :mod:`convfilter.model` builds the layers.
+Nothing here imports TensorFlow; :mod:`convfilter.engine.model` builds the layers.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from convfilter.geometry import dilated_extent
+from convfilter.ops.geometry import dilated_extent
 
 ENGINES = ("auto", "blocked", "plain")
 
@@ -323,7 +323,7 @@ def _row_step(sy: int, dy: int) -> tuple[int, int]:
 
 
 def _convolve_windowed(batch, kernel, stride, dilation, pad_y, pad_x, rows, bias, out_h, out_w):
-    from convfilter.model import blocked_conv
+    from convfilter.engine.model import blocked_conv
 
     (sy, sx), (dy, dx) = stride, dilation
     n = batch.shape[0]
@@ -339,7 +339,7 @@ def _convolve_windowed(batch, kernel, stride, dilation, pad_y, pad_x, rows, bias
 
 
 def _convolve_blocked(batch, kernel, stride, dilation, pad_y, pad_x, rows, bias, out_h, out_w):
-    from convfilter.model import blocked_conv
+    from convfilter.engine.model import blocked_conv
 
     (sy, sx), (dy, dx) = stride, dilation
     n = batch.shape[0]
@@ -362,7 +362,7 @@ def _convolve_blocked(batch, kernel, stride, dilation, pad_y, pad_x, rows, bias,
 
 
 def _convolve_plain(batch, kernel, stride, dilation, pad_y, pad_x, rows, bias, out_h, out_w):
-    from convfilter.model import plain_conv
+    from convfilter.engine.model import plain_conv
 
     (sy, sx), dx = stride, dilation[1]
     n = batch.shape[0]

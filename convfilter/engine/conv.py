@@ -10,17 +10,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from convfilter.borders import check_border, pad_batch
-from convfilter.engine import check_engine
+from convfilter.ops.borders import check_border, pad_batch
+from convfilter.engine.layouts import check_engine
 from convfilter.errors import ImageTooSmallError
-from convfilter.geometry import (
+from convfilter.ops.geometry import (
     check_padding,
     dilated_extent,
     output_shape,
     padding_amounts,
     standardize_pair,
 )
-from convfilter.kernels import MAX_KERNEL_SIZE
+from convfilter.ops.kernels import MAX_KERNEL_SIZE
 
 
 def check_kernel(kernel: np.ndarray | Sequence) -> np.ndarray:
@@ -105,14 +105,14 @@ def filter_array(
     ``'valid'``, ``'same'`` (TensorFlow's padding split) or ``'full'``
     (``d*(k-1)`` on every side). ``border`` is what 'same' and 'full' pad
     with: ``'zero'``, ``'reflect'``, ``'symmetric'``, ``'replicate'`` or
-    ``'wrap'`` (see :mod:`convfilter.borders`).
+    ``'wrap'`` (see :mod:`convfilter.ops.borders`).
 
     Keras refuses ``dilation > 1`` together with ``stride > 1``; here that
     combination gives the result the definition gives: the input is padded as
     'same' pads it for that stride, a stride-1 dilated Conv2D runs on it, and
     every ``stride``-th row and column is kept.
 
-    ``engine`` picks how the layer is fed (see :mod:`convfilter.engine`):
+    ``engine`` picks how the layer is fed (see :mod:`convfilter.engine.layouts`):
     ``'auto'`` (fast) or ``'plain'`` (the literal ``Conv2D(1, ...)``).
 
     Raises ``ValueError`` for bad arguments and :class:`ImageTooSmallError`
@@ -151,17 +151,17 @@ def filter_batch(
     """Filter ``N x H x W`` images of one size (arguments already validated); returns ``N x H' x W'``.
 
     The padding amounts and split are those of
-    :func:`convfilter.geometry.padding_amounts`. Zero padding ('same' and
+    :func:`convfilter.ops.geometry.padding_amounts`. Zero padding ('same' and
     'full') is written by :func:`convfilter.engine.convolve` into its input
     buffer; every non-zero ``border`` is padded here first. The Conv2D then
     runs with 'valid'. ``engine`` is ``'auto'`` (the fast blocked layout of
-    :mod:`convfilter.engine`) or ``'plain'`` (the literal single-filter
+    :mod:`convfilter.engine.layouts`) or ``'plain'`` (the literal single-filter
     ``Conv2D``); both give the same result. With ``tile_size``, an output
     larger than ``tile_size x tile_size`` is computed in tiles of that size
-    (:mod:`convfilter.tiles`; bit-identical, memory bounded by the tile).
+    (:mod:`convfilter.engine.tiles`; bit-identical, memory bounded by the tile).
     """
-    from convfilter.engine import convolve
-    from convfilter.tiles import filter_tiled, plan_tiles
+    from convfilter.engine.layouts import convolve
+    from convfilter.engine.tiles import filter_tiled, plan_tiles
 
     batch = np.asarray(batch)
     _, h, w = batch.shape

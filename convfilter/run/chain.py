@@ -1,6 +1,6 @@
 """``convfilter chain``: one image file through several stages in one Keras model.
 
-The stages (:mod:`convfilter.stack`) run as one model, so intermediate
+The stages (:mod:`convfilter.engine.stack`) run as one model, so intermediate
 results stay float32; only the last stage's output is mapped to pixels
 (``--range``) and written, atomically.
 """
@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from convfilter.atomic import exists_message
+from convfilter.io.atomic import exists_message
 from convfilter.errors import ConvFilterError
-from convfilter.imageio import DEFAULT_MAX_PIXELS
-from convfilter.matrixio import is_matrix_path
-from convfilter.pipeline import output_target, plan_output, read_input, write_output
-from convfilter.pixels import RANGE_MODES
-from convfilter.stack import Stage, run_stack, stack_is_averaging, stack_shapes
+from convfilter.io.images import DEFAULT_MAX_PIXELS
+from convfilter.io.matrices import is_matrix_path
+from convfilter.run.files import output_target, plan_output, read_input, write_output
+from convfilter.io.pixels import RANGE_MODES
+from convfilter.engine.stack import Stage, run_stack, stack_is_averaging, stack_shapes
 
 
 @dataclass
@@ -63,7 +63,7 @@ def chain_file(
     """Run the image or matrix at ``input_path`` through ``stages``; write the last output to ``output_path``.
 
     ``range_mode``, ``depth``, ``frame``, ``max_pixels`` and ``quality`` are as
-    for :func:`convfilter.pipeline.filter_file` (grayscale only). Raises
+    for :func:`convfilter.run.files.filter_file` (grayscale only). Raises
     ``ValueError`` for bad arguments and :class:`ConvFilterError` for problems
     with the files, including a stage whose output would be empty. With
     ``overwrite=False`` an existing ``output_path`` is refused before any work

@@ -16,12 +16,12 @@ import secrets
 import click
 import numpy as np
 
-from convfilter.borders import BORDERS
-from convfilter.cli_show import check_side_outputs, show_options, write_pool_side_outputs
+from convfilter.ops.borders import BORDERS
+from convfilter.cli.show import check_side_outputs, show_options, write_pool_side_outputs
 from convfilter.errors import ConvFilterError, ImageTooSmallError
-from convfilter.geometry import PADDINGS
-from convfilter.kernels import KERNELS, MAX_KERNEL_SIZE, KernelParameterError, NamedKernel, format_grid
-from convfilter.pipeline import RAW, pool_file
+from convfilter.ops.geometry import PADDINGS
+from convfilter.ops.kernels import KERNELS, MAX_KERNEL_SIZE, KernelParameterError, NamedKernel, format_grid
+from convfilter.run.files import RAW, pool_file
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 """The same settings as :data:`convfilter.cli.CONTEXT_SETTINGS`."""
@@ -253,7 +253,7 @@ def explain_command(
                 param_hint="'--kernel'",
             )
         if kernel_arg is not None:
-            from convfilter.kernelspec import parse_kernel
+            from convfilter.ops.kernelspec import parse_kernel
 
             try:
                 grid = parse_kernel(kernel_arg)
@@ -266,7 +266,7 @@ def explain_command(
         raise click.BadParameter(f"{bias} is not a finite number.", param_hint="'--bias'")
     source = ""
     if image is not None:
-        from convfilter.pipeline import read_input
+        from convfilter.run.files import read_input
 
         try:
             shape = read_input(image).shape

@@ -13,12 +13,12 @@ The steps, each usable on its own:
   thread runs the one Keras model on batches of same-size images, and yields
   one :class:`FileResult` per file.
 
-Each file goes through the stages of :mod:`convfilter.pipeline`, as a single
-file does: :func:`~convfilter.pipeline.plan_output` (in :func:`check_jobs`),
-:func:`~convfilter.pipeline.read_input` and
-:func:`~convfilter.pipeline.output_target` (decoding),
-:func:`~convfilter.core.filter_batch` on all the channels of the images of
-one size together, and :func:`~convfilter.pipeline.write_output` (encoding).
+Each file goes through the stages of :mod:`convfilter.run.files`, as a single
+file does: :func:`~convfilter.run.files.plan_output` (in :func:`check_jobs`),
+:func:`~convfilter.run.files.read_input` and
+:func:`~convfilter.run.files.output_target` (decoding),
+:func:`~convfilter.engine.conv.filter_batch` on all the channels of the images of
+one size together, and :func:`~convfilter.run.files.write_output` (encoding).
 
 A bad file never stops the others: its result has status ``failed`` and the
 one-line ``<file>: <problem>`` message a :class:`ConvFilterError` carries.
@@ -37,12 +37,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from convfilter.atomic import exists_message
-from convfilter.color import resample_alpha
-from convfilter.core import check_border_use, check_fits, check_kernel, filter_batch, orient_kernel
+from convfilter.io.atomic import exists_message
+from convfilter.io.color import resample_alpha
+from convfilter.engine.conv import check_border_use, check_fits, check_kernel, filter_batch, orient_kernel
 from convfilter.errors import ConvFilterError, one_line
-from convfilter.geometry import check_padding, standardize_pair
-from convfilter.imageio import (
+from convfilter.ops.geometry import check_padding, standardize_pair
+from convfilter.io.images import (
     DEFAULT_MAX_PIXELS,
     ENCODE_ERRORS,
     check_depth,
@@ -52,9 +52,9 @@ from convfilter.imageio import (
     output_format,
     save_image,
 )
-from convfilter.matrixio import format_matrix, is_matrix_path
-from convfilter.model import preload_for
-from convfilter.pipeline import (
+from convfilter.io.matrices import format_matrix, is_matrix_path
+from convfilter.engine.model import preload_for
+from convfilter.run.files import (
     FilterResult,
     InputData,
     OutputPlan,
@@ -68,8 +68,8 @@ from convfilter.pipeline import (
     save_params,
     write_output,
 )
-from convfilter.pixels import resolve_range
-from convfilter.tiles import DEFAULT_TILE_SIZE, check_tile_size
+from convfilter.io.pixels import resolve_range
+from convfilter.engine.tiles import DEFAULT_TILE_SIZE, check_tile_size
 
 STDIO = "-"
 STDIN_NAME = "<stdin>"
@@ -133,11 +133,11 @@ def make_settings(
 ) -> Settings:
     """Validate the run's arguments (``ValueError`` if one is bad) and resolve ``range_mode='auto'``.
 
-    The arguments are those of :func:`convfilter.pipeline.filter_file`, plus
+    The arguments are those of :func:`convfilter.run.files.filter_file`, plus
     ``png_compression``, zlib's level 0..9 for PNG outputs (``None``: Pillow's
     default, 6), and ``overwrite``, which allows replacing existing outputs.
     ``tile_size``: images whose output is larger than ``tile_size`` x
-    ``tile_size`` are filtered in tiles (bit-identical, see :mod:`convfilter.tiles`);
+    ``tile_size`` are filtered in tiles (bit-identical, see :mod:`convfilter.engine.tiles`);
     ``None`` filters every image at once (keeping all raw values, as ``--compare`` needs).
     """
     grid = orient_kernel(check_kernel(kernel), bool(convolve))
@@ -358,7 +358,7 @@ def check_jobs(
 ) -> None:
     """Decide, without decoding, which jobs fail or are skipped; sets ``error``/``skip``/``plan``.
 
-    Every check of :func:`convfilter.pipeline.plan_output` (format, depth,
+    Every check of :func:`convfilter.run.files.plan_output` (format, depth,
     quality, matrix outputs, writable directory, output is the input), with
     the directory created first if ``make_dirs``; then that the output is no
     input of the run, and what to do with an existing output: skip it with
@@ -733,7 +733,7 @@ def _failed(job: Job, exc: BaseException, memory_message: str) -> FileResult:
 def png_params(level: int | None) -> dict:
     """The PNG save option for ``--png-compression`` ``level`` (``None``: the default, 6).
 
-    What each level does is in :mod:`convfilter.png`: 0 stores, 1 is the
+    What each level does is in :mod:`convfilter.io.png`: 0 stores, 1 is the
     fastest (OpenCV's settings), 2..9 are slower and smaller.
     """
     return {} if level is None else {"compress_level": level}
