@@ -1,10 +1,23 @@
-"""Exceptions raised by the library.
+"""Exceptions raised by the library, each with a one-line message.
 
-Bad argument values (a stride of 0, an unknown padding name) raise plain
-``ValueError``; problems that only show up at run time with a particular file
-or image raise :class:`ConvFilterError`. The CLI maps the first to exit code 2
-and the second to exit code 1.
+Bad argument values (a stride of 0, an unknown padding name) raise
+:class:`ArgumentError`, a ``ValueError``; problems that only show up at run
+time with a particular file or image raise :class:`ConvFilterError`. The
+command line turns them into its exit codes in one place
+(:mod:`convfilter.cli.boundary`): 2 for the first, 1 for the second.
 """
+
+
+class ArgumentError(ValueError):
+    """A bad argument value; the message names the argument and echoes what was received.
+
+    ``param`` names the command-line option it came from, where that is not
+    clear from the message (``'--kernel'``), for the usage error the CLI prints.
+    """
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class ConvFilterError(Exception):

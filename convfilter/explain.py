@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from convfilter.engine.conv import check_border_use, check_fits, orient_kernel
 from convfilter.ops.geometry import check_padding, dilated_extent, padding_amounts, standardize_pair
 from convfilter.ops.kernels import format_grid
+from convfilter.ops.spec import check_border_use, fits
 
 
 @dataclass
@@ -113,8 +113,9 @@ def explain(
     padding = check_padding(padding)
     border = check_border_use(border, padding)
     if kernel is not None:
-        kernel = orient_kernel(np.asarray(kernel, dtype=np.float64), bool(convolve))
-    out = check_fits((h, w), (kh, kw), stride, padding, dilation)
+        kernel = np.asarray(kernel, dtype=np.float64)
+        kernel = np.ascontiguousarray(kernel[::-1, ::-1]) if convolve else kernel
+    out = fits((h, w), (kh, kw), stride, padding, dilation)
     top, bottom = padding_amounts(h, kh, stride[0], dilation[0], padding)
     left, right = padding_amounts(w, kw, stride[1], dilation[1], padding)
     return Explanation(

@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from convfilter.io.atomic import atomic_path
 from convfilter.errors import ConvFilterError
+from convfilter.io.atomic import atomic_path
 from convfilter.io.images import check_writable
 
 MODEL_EXTENSION = ".keras"
@@ -31,7 +31,7 @@ def check_model_path(path: str) -> None:
 
 
 def export_stack(path: str, stages: Sequence, input_shape: Sequence[int]) -> None:
-    """Build the model for ``stages`` (see :mod:`convfilter.engine.stack`) and save it to ``path`` atomically."""
+    """Build the model of ``stages`` (:mod:`convfilter.engine.stack`) and save it to ``path`` atomically."""
     from convfilter.engine.stack import build_stack
 
     model, _ = build_stack(stages, input_shape)

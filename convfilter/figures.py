@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from convfilter.errors import ArgumentError, ConvFilterError
 from convfilter.io.atomic import atomic_file
-from convfilter.errors import ConvFilterError
 from convfilter.io.images import check_writable
 
 FIGURE_EXTENSIONS = (".png", ".pdf", ".svg")
@@ -85,7 +85,7 @@ def compare_figure(
 ) -> None:
     """Draw the comparison figure for ``image`` run through ``stages`` and write it to ``path`` atomically.
 
-    ``stages`` are :class:`convfilter.engine.stack.ConvStage` / ``PoolStage`` objects
+    ``stages`` are :class:`~convfilter.ops.spec.Conv2DSpec` / ``PoolSpec`` values
     and ``outputs`` their raw float results, in order. ``input_max`` is the
     top of the input's pixel scale (255 for 8-bit images; ``None``: the
     input's own min..max, for matrices); ``mapping`` names
@@ -95,7 +95,7 @@ def compare_figure(
     from matplotlib.figure import Figure
 
     if len(stages) != len(outputs) or not stages:
-        raise ValueError("compare_figure needs one output per stage, and at least one stage")
+        raise ArgumentError("compare_figure needs one output per stage, and at least one stage")
     pending: list = []  # cells to annotate once the layout is known
     limits = (None, None) if input_max is None else (0, input_max)
     if len(stages) == 1:
@@ -130,7 +130,7 @@ def compare_figure(
         )
         ranges = []
         for number, (stage, values) in enumerate(zip(stages, outputs, strict=True), start=1):
-            heading = f"{number}: {stage.name} → {shape_text(values.shape)}"
+            heading = f"{number}: {stage.label} → {shape_text(values.shape)}"
             _image_panel(fig, axes[0, number], values, heading, pending)
             _stage_panel(fig, axes[1, number], stage, number, pending)
             ranges.append(f"{number}: {value_range(values)}")
@@ -177,8 +177,8 @@ def _image_panel(
 def _stage_panel(fig: Any, ax: Any, stage: Any, number: int | None, pending: list) -> None:
     prefix = f"{number}: " if number is not None else ""
     if hasattr(stage, "kernel"):
-        grid = np.asarray(stage.kernel, dtype=np.float64)
-        label = f"{prefix}Kernel {shape_text(grid.shape)} ({stage.name})"
+        grid = np.asarray(stage.weights, dtype=np.float64)
+        label = f"{prefix}Kernel {shape_text(grid.shape)} ({stage.label})"
     else:
         grid = np.full(stage.window, 1.0 / (stage.size * stage.size))
         label = f"{prefix}{stage.name} {shape_text(stage.window)}"

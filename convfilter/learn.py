@@ -39,16 +39,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from convfilter.engine.stack import add_stage
+from convfilter.errors import ArgumentError, ConvFilterError
 from convfilter.io.atomic import atomic_file
-from convfilter.ops.borders import pad_batch
-from convfilter.engine.conv import check_border_use
-from convfilter.errors import ConvFilterError
-from convfilter.ops.geometry import check_padding, padding_amounts, standardize_pair
 from convfilter.io.images import check_writable
-from convfilter.ops.kernels import MAX_KERNEL_SIZE
 from convfilter.io.matrices import is_matrix_path
+from convfilter.ops.borders import pad_batch
+from convfilter.ops.geometry import check_padding, padding_amounts, standardize_pair
+from convfilter.ops.kernels import MAX_KERNEL_SIZE
+from convfilter.ops.spec import ChainSpec, Conv2DSpec, check_border_use
 from convfilter.run.files import read_input
-from convfilter.engine.stack import ConvStage, add_stage, stack_shapes
 
 DEFAULT_EPOCHS = 5000
 DEFAULT_LEARNING_RATE = 0.02
@@ -136,7 +136,7 @@ def check_size(size: int | Sequence[int]) -> tuple[int, int]:
     """The kernel size as ``(rows, columns)``, each 1..``MAX_KERNEL_SIZE``, or ``ValueError``."""
     pair = standardize_pair(size, "size")
     if max(pair) > MAX_KERNEL_SIZE:
-        raise ValueError(f"kernel size must be at most {MAX_KERNEL_SIZE}, got {pair[0]}x{pair[1]}")
+        raise ArgumentError(f"kernel size must be at most {MAX_KERNEL_SIZE}, got {pair[0]}x{pair[1]}")
     return pair
 
 
@@ -174,13 +174,13 @@ def learn_kernel(
     padding = check_padding(padding)
     border = check_border_use(border, padding)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+        raise ArgumentError(f"epochs must be a positive integer, got {epochs!r}")
     if not (isinstance(learning_rate, int | float) and math.isfinite(learning_rate) and learning_rate > 0):
-        raise ValueError(f"learning rate must be a positive number, got {learning_rate!r}")
-    stage = ConvStage(np.zeros(window), stride, padding, dilation, 0.0, "learned")
-    (expected,) = stack_shapes([stage], before.shape)
+        raise ArgumentError(f"learning rate must be a positive number, got {learning_rate!r}")
+    stage = Conv2DSpec(np.zeros(window), stride, padding, dilation, 0.0, name="learned")
+    (expected,) = ChainSpec((stage,)).shapes(before.shape)
     if after.shape != expected:
-        raise ValueError(
+        raise ArgumentError(
             f"AFTER is {after.shape[0]}x{after.shape[1]} but a {window[0]}x{window[1]} kernel with stride "
             f"{stride[0]}x{stride[1]}, dilation {dilation[0]}x{dilation[1]} and '{padding}' padding turns "
             f"the {before.shape[0]}x{before.shape[1]} BEFORE into {expected[0]}x{expected[1]}"
@@ -189,7 +189,7 @@ def learn_kernel(
     if padding == "full" or (padding == "same" and border != "zero"):
         pads = [padding_amounts(before.shape[a], window[a], stride[a], dilation[a], padding) for a in (0, 1)]
         train_input = pad_batch(before[np.newaxis], pads[0], pads[1], border)[0]
-        train_stage = ConvStage(stage.kernel, stride, "valid", dilation, 0.0, "learned")
+        train_stage = Conv2DSpec(stage.kernel, stride, "valid", dilation, 0.0, name="learned")
     kernel, bias, epochs_run, stopped = _train(
         train_input, after, train_stage, learn_bias, epochs, float(learning_rate), int(seed), progress
     )
@@ -215,9 +215,9 @@ def learn_kernel(
 def _matrix(values: np.ndarray, name: str) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2 or values.size == 0:
-        raise ValueError(f"{name} must be a non-empty 2-D array, got shape {values.shape}")
+        raise ArgumentError(f"{name} must be a non-empty 2-D array, got shape {values.shape}")
     if not np.isfinite(values).all():
-        raise ValueError(f"{name} must hold finite values")
+        raise ArgumentError(f"{name} must hold finite values")
     return values
 
 
@@ -232,7 +232,7 @@ def _train(before, after, stage, learn_bias, epochs, learning_rate, seed, progre
     y = (after / scale).astype(np.float32)[np.newaxis, ..., np.newaxis]
 
     inputs = keras.Input(shape=(*before.shape, 1), name="image")
-    layer_stage = ConvStage(
+    layer_stage = Conv2DSpec(
         stage.kernel, stage.stride, stage.padding, stage.dilation, 1.0 if learn_bias else 0.0
     )
     output = add_stage(keras, inputs, layer_stage, before.shape, "conv")

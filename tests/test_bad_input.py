@@ -26,7 +26,7 @@ from PIL import Image
 from convfilter.cli import cli
 from convfilter.errors import ConvFilterError
 from convfilter.io.images import read_color, read_gray
-from convfilter.run.files import filter_file
+from convfilter.run.single import filter_file
 
 BLUR = np.full((3, 3), 1 / 9)
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -114,7 +114,7 @@ def test_bad_inputs_never_import_tensorflow(corpus, tmp_path):
         import sys
         import numpy as np
         from convfilter.errors import ConvFilterError
-        from convfilter.run.files import filter_file
+        from convfilter.run.single import filter_file
         failed = 0
         for path in sys.argv[2:]:
             try:

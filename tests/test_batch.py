@@ -1,4 +1,4 @@
-"""The batch library (convfilter.run.batch): planning outputs, checks before work, the threaded runner.
+"""Jobs and the runner (convfilter.run.jobs, convfilter.run.runner): planning outputs, checks before work, the threaded runner.
 
 Pixels are checked against the independent NumPy reference in tests/reference.py.
 """
@@ -12,14 +12,9 @@ import pytest
 from PIL import Image
 from reference import correlate
 
-from convfilter.run.batch import (
-    BatchRunner,
-    PlanError,
-    check_jobs,
-    expand_inputs,
-    make_settings,
-    plan_outputs,
-)
+from convfilter.ops.spec import Conv2DSpec
+from convfilter.run.jobs import Job, OutputSettings, PlanError, check_jobs, expand_inputs, plan_outputs
+from convfilter.run.runner import Runner
 from convfilter.errors import ConvFilterError
 from convfilter.io.images import write_pixels
 
@@ -38,8 +33,15 @@ def expected_box(pixels, padding="valid", stride=(1, 1)):
     return np.clip(np.rint(correlate(pixels, BOX, stride, padding)), 0, 255).astype(np.uint8)
 
 
+def make_settings(kernel, *, overwrite=False, png_compression=1, tile_size=2048, **conv):
+    """The operation and the output settings of a run, as the command line builds them."""
+    return Conv2DSpec(kernel, **conv), OutputSettings(
+        png_compression=png_compression, overwrite=overwrite, tile_size=tile_size
+    )
+
+
 def run(jobs, settings, **kwargs):
-    return list(BatchRunner(jobs, settings, **kwargs).run())
+    return list(Runner(Job(jobs, *settings), **kwargs).run())
 
 
 def plan(paths, **kwargs):
@@ -60,7 +62,7 @@ def test_mixed_sizes_corrupt_file_in_the_middle(tmp_path):
     out = tmp_path / "out"
     jobs = plan(inputs, output_dir=str(out))
     settings = make_settings(BOX, stride=(2, 1), padding="same")
-    check_jobs(jobs, settings, make_dirs=True)
+    check_jobs(Job(jobs, *settings), make_dirs=True)
     results = run(jobs, settings, workers=3, batch_size=3)
 
     by_input = {r.input: r for r in results}
@@ -83,7 +85,7 @@ def test_image_too_small_fails_alone(tmp_path):
     px = save(tmp_path / "fine.png", (6, 6), 1)
     jobs = plan([str(tmp_path / "tiny.png"), str(tmp_path / "fine.png")], output_dir=str(tmp_path / "o"))
     settings = make_settings(BOX)
-    check_jobs(jobs, settings, make_dirs=True)
+    check_jobs(Job(jobs, *settings), make_dirs=True)
     results = {os.path.basename(r.input): r for r in run(jobs, settings)}
     assert results["tiny.png"].status == "failed"
     assert results["tiny.png"].error == (
@@ -185,7 +187,7 @@ def test_existing_outputs_inputs_and_directories(tmp_path):
     inputs = [str(tmp_path / n) for n in ("a.png", "b.png", "c.png")]
 
     jobs = plan(inputs, output_dir=str(out))
-    check_jobs(jobs, settings, make_dirs=True)
+    check_jobs(Job(jobs, *settings), make_dirs=True)
     errors = {os.path.basename(j.input): j.error for j in jobs}
     assert errors == {
         "a.png": f"{out / 'a.png'}: already exists "
@@ -198,14 +200,14 @@ def test_existing_outputs_inputs_and_directories(tmp_path):
     assert (out / "a.png").read_bytes() == b"old output"
 
     jobs = plan(inputs, output_dir=str(out))
-    check_jobs(jobs, settings, skip_existing=True, make_dirs=True)
+    check_jobs(Job(jobs, *settings), skip_existing=True, make_dirs=True)
     statuses = {os.path.basename(r.input): r.status for r in run(jobs, settings)}
     assert statuses == {"a.png": "skipped", "b.png": "skipped", "c.png": "failed"}
     assert (out / "a.png").read_bytes() == b"old output"
 
     overwrite = make_settings(BOX, overwrite=True)
     jobs = plan(inputs[:1], output_dir=str(out))
-    check_jobs(jobs, overwrite, make_dirs=True)
+    check_jobs(Job(jobs, *overwrite), make_dirs=True)
     assert [r.status for r in run(jobs, overwrite)] == ["written"]
     np.testing.assert_array_equal(np.asarray(Image.open(out / "a.png")), expected_box(a))
 
@@ -216,10 +218,10 @@ def test_never_writes_over_an_input(tmp_path):
     before = {n: (tmp_path / n).read_bytes() for n in ("a.png", "a2.png")}
     settings = make_settings(BOX, overwrite=True)
     jobs = plan([str(tmp_path / "a.png")], output_dir=str(tmp_path))
-    check_jobs(jobs, settings)
+    check_jobs(Job(jobs, *settings))
     assert jobs[0].error == f"{tmp_path / 'a.png'}: is the input file; refusing to overwrite it"
     jobs = plan([str(tmp_path / "a.png"), str(tmp_path / "a2.png")], output_dir=str(tmp_path), suffix="2")
-    check_jobs(jobs, settings)
+    check_jobs(Job(jobs, *settings))
     assert jobs[0].error == f"{tmp_path / 'a2.png'}: is an input of this run; refusing to overwrite it"
     assert jobs[1].error is None
     assert [r.status for r in run(jobs, settings)] == ["failed", "written"]
@@ -238,8 +240,8 @@ def test_fail_fast_stops_after_first_failure(tmp_path):
         inputs.append(str(path))
     settings = make_settings(BOX)
     jobs = plan(inputs, output_dir=str(tmp_path / "o"))
-    check_jobs(jobs, settings, make_dirs=True)
-    runner = BatchRunner(jobs, settings, workers=1, batch_size=1, fail_fast=True)
+    check_jobs(Job(jobs, *settings), make_dirs=True)
+    runner = Runner(Job(jobs, *settings), workers=1, batch_size=1, fail_fast=True)
     results = list(runner.run())
     assert [r.status for r in results].count("failed") == 1
     written = sorted(os.listdir(tmp_path / "o"))
@@ -263,7 +265,7 @@ def test_png_compression_levels_same_pixels(tmp_path):
     for level in (0, 1, 9):
         settings = make_settings(BOX, png_compression=level)
         jobs = plan([str(tmp_path / "a.png")], output_dir=str(tmp_path / f"l{level}"))
-        check_jobs(jobs, settings, make_dirs=True)
+        check_jobs(Job(jobs, *settings), make_dirs=True)
         assert run(jobs, settings)[0].status == "written"
         np.testing.assert_array_equal(np.asarray(Image.open(jobs[0].output)), expected_box(px))
         sizes[level] = os.path.getsize(jobs[0].output)
@@ -282,8 +284,8 @@ def test_pixel_budget_bounds_the_images_held_at_once(tmp_path, budget, peak):
         inputs.append(path)
     jobs = plan(inputs, output_dir=str(tmp_path / "out"))
     settings = make_settings(BOX, padding="same")
-    check_jobs(jobs, settings, make_dirs=True)
-    runner = BatchRunner(jobs, settings, workers=2, batch_size=8, max_held_pixels=budget)
+    check_jobs(Job(jobs, *settings), make_dirs=True)
+    runner = Runner(Job(jobs, *settings), workers=2, batch_size=8, max_held_pixels=budget)
     results = list(runner.run())
     assert [r.status for r in results] == ["written"] * 6
     assert runner.peak_held_pixels == peak
@@ -294,20 +296,20 @@ def test_pixel_budget_bounds_the_images_held_at_once(tmp_path, budget, peak):
         )
 
 
-@pytest.mark.parametrize("tile_size, target", [(None, "filter_batch"), (16, "filter_pixels")])
+@pytest.mark.parametrize("tile_size, target", [(None, "apply"), (16, "filter_pixels")])
 def test_a_failing_model_run_fails_that_file_only(tmp_path, monkeypatch, tile_size, target):
     """A model error (e.g. TensorFlow out of memory) on one image: that file fails, named, nothing written."""
-    import convfilter.run.batch
+    import convfilter.run.runner
 
     save(tmp_path / "a.png", (40, 40), 1)
 
     def boom(*args, **kwargs):
         raise RuntimeError("cannot allocate\nmore")
 
-    monkeypatch.setattr(convfilter.run.batch, target, boom)
+    monkeypatch.setattr(convfilter.run.runner, target, boom)
     settings = make_settings(BOX, tile_size=tile_size)
     jobs = plan([str(tmp_path / "a.png")], output_dir=str(tmp_path / "out"))
-    check_jobs(jobs, settings, make_dirs=True)
+    check_jobs(Job(jobs, *settings), make_dirs=True)
     [result] = run(jobs, settings)
     assert result.status == "failed"
     assert result.error == f"{tmp_path / 'a.png'}: the model failed (cannot allocate)"  # first line only

@@ -11,7 +11,7 @@ from reference import correlate
 from convfilter.errors import ConvFilterError
 from convfilter.export import check_model_path, export_stack
 from convfilter.engine.model import keras_module
-from convfilter.engine.stack import conv_stage, pool_stage
+from convfilter.ops.spec import Conv2DSpec, PoolSpec
 
 RNG = np.random.default_rng(3)
 IMAGE = RNG.uniform(0, 255, (17, 22)).astype(np.float32)
@@ -33,7 +33,7 @@ def test_loaded_model_holds_the_kernel_and_computes_the_output(tmp_path, stride,
     k = RNG.normal(size=(3, 4))
     path = tmp_path / "model.keras"
     export_stack(
-        str(path), [conv_stage(k, stride=stride, padding=padding, dilation=dilation, bias=bias)], IMAGE.shape
+        str(path), [Conv2DSpec(k, stride=stride, padding=padding, dilation=dilation, bias=bias)], IMAGE.shape
     )
     model = load(path)
     conv = model.get_layer("conv")
@@ -56,7 +56,7 @@ def test_loaded_model_holds_the_kernel_and_computes_the_output(tmp_path, stride,
 def test_stride_with_dilation_exports_pad_conv_subsample(tmp_path):
     k = RNG.normal(size=(3, 3))
     path = tmp_path / "sd.keras"
-    export_stack(str(path), [conv_stage(k, stride=(2, 2), padding="same", dilation=(2, 2))], IMAGE.shape)
+    export_stack(str(path), [Conv2DSpec(k, stride=(2, 2), padding="same", dilation=(2, 2))], IMAGE.shape)
     model = load(path)
     assert [type(layer).__name__ for layer in model.layers] == [
         "InputLayer",
@@ -74,7 +74,7 @@ def test_stride_with_dilation_exports_pad_conv_subsample(tmp_path):
 def test_chain_model_exports_every_stage(tmp_path):
     k = RNG.normal(size=(2, 2))
     path = tmp_path / "chain.keras"
-    export_stack(str(path), [conv_stage(k, name="random"), pool_stage("max", 2)], IMAGE.shape)
+    export_stack(str(path), [Conv2DSpec(k, name="random"), PoolSpec("max", 2)], IMAGE.shape)
     model = load(path)
     assert [layer.name for layer in model.layers] == ["image", "stage1_random", "stage2_max_pool"]
     conv = correlate(IMAGE, k)
@@ -86,7 +86,7 @@ def test_chain_model_exports_every_stage(tmp_path):
 def test_export_replaces_atomically_and_leaves_no_temporary_files(tmp_path):
     path = tmp_path / "m.keras"
     path.write_bytes(b"old")
-    export_stack(str(path), [conv_stage([[1.0]])], (4, 4))
+    export_stack(str(path), [Conv2DSpec([[1.0]])], (4, 4))
     assert path.read_bytes()[:2] == b"PK"  # a .keras file is a zip archive
     assert sorted(os.listdir(tmp_path)) == ["m.keras"]
 

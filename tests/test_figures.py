@@ -10,14 +10,14 @@ from PIL import Image
 
 from convfilter.errors import ConvFilterError
 from convfilter.figures import check_figure_path, compare_figure, stage_settings, value_range, value_text
-from convfilter.engine.stack import conv_stage, pool_stage
+from convfilter.ops.spec import Conv2DSpec, PoolSpec
 
 RNG = np.random.default_rng(11)
 
 
 def test_single_filter_figure_is_a_landscape_png(tmp_path):
     image = RNG.uniform(0, 255, (40, 30))
-    stage = conv_stage(RNG.normal(size=(3, 3)), stride=(2, 1), name="random")
+    stage = Conv2DSpec(RNG.normal(size=(3, 3)), stride=(2, 1), name="random")
     out = RNG.normal(size=(19, 28))
     path = tmp_path / "fig.png"
     compare_figure(str(path), image, [stage], [out], mapping="rescale")
@@ -32,9 +32,9 @@ def test_single_filter_figure_is_a_landscape_png(tmp_path):
 def test_chain_figure_has_a_column_per_stage(tmp_path):
     image = RNG.uniform(0, 255, (10, 10))  # small: values are printed in the cells too
     stages = [
-        conv_stage(np.full((9, 9), 1 / 81), padding="same", name="blur"),
-        pool_stage("max", 2),
-        pool_stage("avg", 5),
+        Conv2DSpec(np.full((9, 9), 1 / 81), padding="same", name="blur"),
+        PoolSpec("max", 2),
+        PoolSpec("avg", 5),
     ]
     outputs = [RNG.normal(size=(10, 10)), RNG.normal(size=(5, 5)), RNG.normal(size=(1, 1))]
     two = tmp_path / "two.png"
@@ -49,7 +49,7 @@ def test_chain_figure_has_a_column_per_stage(tmp_path):
 @pytest.mark.parametrize("ext, magic", [(".pdf", b"%PDF"), (".svg", b"<?xml")])
 def test_vector_formats(tmp_path, ext, magic):
     path = tmp_path / f"fig{ext}"
-    compare_figure(str(path), np.zeros((4, 4)), [conv_stage(np.ones((11, 11)))], [np.zeros((1, 1))])
+    compare_figure(str(path), np.zeros((4, 4)), [Conv2DSpec(np.ones((11, 11)))], [np.zeros((1, 1))])
     assert path.read_bytes().startswith(magic)
 
 
@@ -73,15 +73,15 @@ def test_caption_texts():
     assert value_text(1 / 9) == "0.111" and value_text(-0.0) == "0" and value_text(2.0) == "2"
     assert value_text(1e-5) == "1e-5"
     assert value_range(np.array([[-948.25, 3.0], [912.9, np.nan]])) == "-948 … 913"
-    assert stage_settings(conv_stage([[1.0]], stride=(2, 1), dilation=(1, 3), bias=0.5)) == (
+    assert stage_settings(Conv2DSpec([[1.0]], stride=(2, 1), dilation=(1, 3), bias=0.5)) == (
         "stride 2×1 · padding 'valid' · dilation 1×3 · bias 0.5"
     )
-    assert stage_settings(pool_stage("max", 2, padding="same")) == "stride 2×2 · padding 'same'"
+    assert stage_settings(PoolSpec("max", 2, padding="same")) == "stride 2×2 · padding 'same'"
 
 
 def test_mismatched_outputs_are_refused(tmp_path):
     with pytest.raises(ValueError) as info:
-        compare_figure(str(tmp_path / "f.png"), np.zeros((4, 4)), [pool_stage("max", 2)], [])
+        compare_figure(str(tmp_path / "f.png"), np.zeros((4, 4)), [PoolSpec("max", 2)], [])
     assert str(info.value) == "compare_figure needs one output per stage, and at least one stage"
     assert not (tmp_path / "f.png").exists()
 

@@ -78,7 +78,7 @@ def test_random_follows_glorot_uniform_limits(size):
 def test_fixed_kernels_refuse_size(name):
     with pytest.raises(KernelParameterError) as info:
         KERNELS[name].grid(size=5)
-    assert info.value.param == "size"
+    assert info.value.param == "--size"
     assert str(info.value) == (
         f"{name} is a fixed 3x3 kernel and takes no size (blur, gaussian, identity and random take --size)"
     )

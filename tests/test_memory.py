@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convfilter.run.files import filter_file
+from convfilter.run.single import filter_file
 
 HEIGHT, WIDTH = 1200, 1000
 FLOAT32_COPY = HEIGHT * WIDTH * 4

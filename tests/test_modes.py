@@ -19,7 +19,7 @@ from reference import correlate
 from convfilter.cli import cli
 from convfilter.errors import ConvFilterError
 from convfilter.io.images import read_color, read_gray
-from convfilter.run.files import filter_file
+from convfilter.run.single import filter_file
 
 BLUR = np.full((3, 3), 1 / 9)
 MODES = [

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from convfilter.io.pixels import resolve_range, to_pixels
+from convfilter.ops.spec import Conv2DSpec
 
 
 def test_clip_rounds_and_clips():
@@ -57,10 +58,10 @@ def test_nan_becomes_zero():
     ],
 )
 def test_auto_resolves_by_kernel(kernel, expected):
-    assert resolve_range("auto", kernel) == expected
-    assert resolve_range("abs", kernel) == "abs"
+    assert resolve_range("auto", Conv2DSpec(kernel)) == expected
+    assert resolve_range("abs", Conv2DSpec(kernel)) == "abs"
 
 
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="The `range` argument must be one of auto, clip, rescale, abs"):
-        resolve_range("log", np.ones((1, 1)))
+        resolve_range("log", Conv2DSpec(np.ones((1, 1))))

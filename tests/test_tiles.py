@@ -13,8 +13,9 @@ from convfilter.cli import cli
 from convfilter.engine.conv import filter_batch
 from convfilter.engine.layouts import convolve
 from convfilter.ops.geometry import padding_amounts
-from convfilter.run.files import filter_file
+from convfilter.run.single import filter_file
 from convfilter.engine.tiles import check_tile_size, filter_tiles, plan_tiles
+from convfilter.ops.spec import Conv2DSpec
 
 CONFIGS = [
     # (kernel shape, stride, dilation, padding)
@@ -29,9 +30,8 @@ CONFIGS = [
 def _assemble(image, kernel, stride, padding, dilation, tile_size, engine="auto"):
     shape = None
     parts = []
-    for tile, values in filter_tiles(
-        image[np.newaxis], kernel, stride, padding, dilation, 0.25, tile_size=tile_size, engine=engine
-    ):
+    op = Conv2DSpec(kernel, stride, padding, dilation, 0.25)
+    for tile, values in filter_tiles(image[np.newaxis], op, tile_size=tile_size, engine=engine):
         parts.append((tile, np.array(values[0])))
         shape = (
             (tile.rows.stop, tile.cols.stop)
@@ -89,7 +89,7 @@ def test_tiles_equal_the_whole_image(kernel_shape, stride, dilation, padding, en
 
 def test_plan_covers_the_output_once_with_aligned_columns():
     # A 3-wide kernel runs in 16-column windows of 14 outputs: tile columns step by 28 (>= 20).
-    tiles = plan_tiles((100, 130), (3, 3), (1, 1), "same", (1, 1), tile_size=20)
+    tiles = plan_tiles((100, 130), Conv2DSpec(np.ones((3, 3)), padding="same"), tile_size=20)
     covered = np.zeros((100, 130), dtype=int)
     for tile in tiles:
         covered[tile.rows, tile.cols] += 1
@@ -105,7 +105,7 @@ def test_plan_covers_the_output_once_with_aligned_columns():
 
 
 def test_halo_starts_on_the_stride_grid():
-    tiles = plan_tiles((90, 90), (5, 5), (3, 2), "valid", (1, 1), tile_size=16)
+    tiles = plan_tiles((90, 90), Conv2DSpec(np.ones((5, 5)), stride=(3, 2)), tile_size=16)
     for tile in tiles:
         assert tile.in_rows.start == 3 * tile.rows.start
         assert tile.in_cols.start == 2 * tile.cols.start
@@ -210,9 +210,10 @@ def test_tiled_borders_and_full_padding_equal_the_whole_image(
     rng = np.random.default_rng(sum(kernel_shape) + len(border))
     batch = rng.integers(0, 256, (2, 45, 61), dtype=np.uint8)
     kernel = rng.standard_normal(kernel_shape)
-    whole = filter_batch(batch, kernel, stride, padding, dilation, 0.5, border=border)
-    tiled = filter_batch(batch, kernel, stride, padding, dilation, 0.5, border=border, tile_size=16)
-    assert len(plan_tiles(batch.shape[1:], kernel_shape, stride, padding, dilation, 16)) >= 3
+    op = Conv2DSpec(kernel, stride, padding, dilation, 0.5, border)
+    whole = filter_batch(batch, op)
+    tiled = filter_batch(batch, op, tile_size=16)
+    assert len(plan_tiles(batch.shape[1:], op, 16)) >= 3
     assert_rounding_equal(tiled, whole, kernel)
     for image, result in zip(batch, tiled, strict=True):
         h, w = image.shape
@@ -229,8 +230,9 @@ def test_tiles_smaller_than_the_border_pad(border):
     rng = np.random.default_rng(5)
     batch = rng.integers(0, 256, (1, 3, 2), dtype=np.uint8)
     kernel = rng.standard_normal((16, 16))
-    whole = filter_batch(batch, kernel, (1, 1), "full", (1, 1), 0.0, border=border)
-    tiled = filter_batch(batch, kernel, (1, 1), "full", (1, 1), 0.0, border=border, tile_size=16)
+    op = Conv2DSpec(kernel, padding="full", border=border)
+    whole = filter_batch(batch, op)
+    tiled = filter_batch(batch, op, tile_size=16)
     assert whole.shape == (1, 18, 17)
     assert_rounding_equal(tiled, whole, kernel)
     padded = pad_batch(batch.astype(float), (15, 15), (15, 15), border)[0]

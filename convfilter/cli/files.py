@@ -1,184 +1,72 @@
-"""The command line's side of batches and pipes: ``batch_options`` and :func:`filter_paths`.
+"""The command line's side of running a job: :func:`filter_paths`, for one file, a batch or a pipe.
 
-A kernel command takes ``INPUT... [OUTPUT]``: exactly two paths and no
+Every command that runs a model (the kernels, ``custom``, ``pool``, ``chain``)
+takes ``INPUT... [OUTPUT]``: exactly two paths and no
 ``-o``/``--output-template``/``--files-from`` is the single-file form
 ``INPUT OUTPUT`` (either may be ``-`` for standard input/output); otherwise
 every path is an input and the outputs are named by ``-o DIR``, ``--suffix``,
-``--format`` or ``--output-template``. Library errors become Click's
-exceptions here, as in :mod:`convfilter.cli`.
+``--format`` or ``--output-template``. What is printed per file (errors,
+``--json`` lines, the summary) is decided here; library exceptions become
+Click's in :mod:`convfilter.cli.boundary`.
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import click
 
-from convfilter.run.batch import (
+from convfilter.cli.options import BatchOptions
+from convfilter.engine.model import wait_for_preload
+from convfilter.ops.spec import Operation
+from convfilter.run.files import FilterResult
+from convfilter.run.jobs import (
     FAILED,
     SKIPPED,
     STDIO,
-    TEMPLATE_FIELDS,
     WRITTEN,
-    BatchRunner,
+    FileJob,
     FileResult,
     Job,
-    PlanError,
-    Settings,
+    OutputSettings,
     check_jobs,
     expand_inputs,
     plan_outputs,
 )
-from convfilter.errors import ConvFilterError, ImageTooSmallError
-from convfilter.io.images import output_format
-from convfilter.io.matrices import is_matrix_path
-from convfilter.engine.model import wait_for_preload
-from convfilter.run.files import FilterResult
+from convfilter.run.runner import Runner
 
 EXIT_INTERRUPTED = 130
-DEFAULT_PNG_COMPRESSION = 1
-
-
-@dataclass
-class BatchOptions:
-    """The values of the options :func:`batch_options` adds."""
-
-    output_dir: str | None
-    output_template: str | None
-    suffix: str
-    out_format: str | None
-    recursive: bool
-    files_from: object
-    null: bool
-    overwrite: bool
-    skip_existing: bool
-    fail_fast: bool
-    json_lines: bool
-    quiet: bool
-    jobs: int | None
-    png_compression: int
-
-
-def _check_format(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    ext = value.lower().lstrip(".")
-    if is_matrix_path(f"x.{ext}"):
-        return ext
-    try:
-        output_format(f"x.{ext}")
-    except ConvFilterError:
-        raise click.BadParameter(
-            f"{value!r} is not a format Pillow can write (png, jpg, tif, bmp, webp ...) "
-            "nor a matrix file (npy, csv, txt)"
-        ) from None
-    return ext
-
-
-def batch_options(command: Callable) -> Callable:
-    """Options for many files and pipes; their values reach ``command`` as one ``batch`` argument."""
-    fields = ", ".join("{" + name + "}" for name in TEMPLATE_FIELDS)
-    options = [
-        click.option(
-            "-o",
-            "--output-dir",
-            metavar="DIR",
-            help="Write one output per input into DIR (created if missing), named like the input.",
-        ),
-        click.option(
-            "--output-template",
-            metavar="TEMPLATE",
-            help=f"Name each output from the input's fields {fields}, "
-            "e.g. '{dir}/{stem}_{kernel}.{ext}' (relative to -o DIR if given).",
-        ),
-        click.option(
-            "--suffix",
-            default="",
-            metavar="TEXT",
-            help="Add TEXT to each output's name (--suffix _blur: a.png -> a_blur.png).",
-        ),
-        click.option(
-            "--format",
-            "out_format",
-            metavar="EXT",
-            callback=_check_format,
-            help="Output format by extension (png, jpg, tif ..., or npy, csv, txt for raw float "
-            "matrices) for -o/--output-template outputs and standard output (default there: png).",
-        ),
-        click.option("-r", "--recursive", is_flag=True, help="Filter the images in directories, and below."),
-        click.option(
-            "--files-from",
-            type=click.File("rb"),
-            metavar="FILE",
-            help="Read input paths from FILE, one per line ('-': standard input).",
-        ),
-        click.option(
-            "--null", "-0", is_flag=True, help="--files-from paths end with NUL, not newline (find -print0)."
-        ),
-        click.option("--overwrite", is_flag=True, help="Replace outputs that exist (never an input)."),
-        click.option("--skip-existing", is_flag=True, help="Leave outputs that exist alone (resume a run)."),
-        click.option("--fail-fast", is_flag=True, help="Stop at the first file that fails."),
-        click.option(
-            "--json", "json_lines", is_flag=True, help="Print one JSON line per file on standard output."
-        ),
-        click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line."),
-        click.option(
-            "-j",
-            "--jobs",
-            type=click.IntRange(min=1),
-            default=None,
-            metavar="N",
-            help="Threads decoding and encoding images. Default: the number of CPU cores.",
-        ),
-        click.option(
-            "--png-compression",
-            type=click.IntRange(0, 9),
-            default=DEFAULT_PNG_COMPRESSION,
-            show_default=True,
-            metavar="0..9",
-            help="PNG outputs: 0 no compression; 1 fastest (the Sub row filter and zlib's run-length "
-            "strategy, as OpenCV does); 2..9 zlib levels with every row filter tried, slower, smaller.",
-        ),
-    ]
-    names = list(BatchOptions.__dataclass_fields__)
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        batch = BatchOptions(**{name: kwargs.pop(name) for name in names})
-        return command(*args, batch=batch, **kwargs)
-
-    for option in reversed(options):
-        wrapper = option(wrapper)
-    return wrapper
 
 
 def filter_paths(
-    kernel_name: str,
+    name: str,
     paths: Sequence[str],
     opts: BatchOptions,
-    settings: Settings,
+    op: Operation,
+    output: OutputSettings,
     describe: Callable[[FilterResult], None] | None = None,
     *,
     too_small_param: str | None = None,
+    keep_stages: bool = False,
 ) -> None:
-    """Run a kernel command on ``paths``; ``describe`` prints a written file's details (``-v``).
+    """Run ``op`` on ``paths``; ``describe`` prints a written file's details (``-v``, side outputs).
 
-    In the single-file form an image too small for the kernel is a bad
+    ``name`` fills the ``{kernel}`` field of output templates. In the
+    single-file form an image too small for the window is a bad
     ``too_small_param`` (exit 2) when one is named, as for ``custom --kernel``.
+    ``keep_stages`` keeps every stage's raw output for ``describe``.
     """
     if opts.overwrite and opts.skip_existing:
         raise click.UsageError("--overwrite and --skip-existing exclude each other.")
     try:
         if is_single(paths, opts):
-            _single(paths[0], paths[1], opts, settings, describe, too_small_param)
+            _single(paths[0], paths[1], opts, Job([], op, output), describe, too_small_param, keep_stages)
         else:
-            _batch(kernel_name, paths, opts, settings, describe)
+            _batch(name, paths, opts, Job([], op, output), describe)
     except KeyboardInterrupt:
         raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
     except BrokenPipeError:
@@ -221,7 +109,9 @@ def is_single(paths: Sequence[str], opts: BatchOptions) -> bool:
     )
 
 
-def _single(input_path: str, output_path: str, opts, settings, describe, too_small_param) -> None:
+def _single(
+    input_path: str, output_path: str, opts, job: Job, describe, too_small_param, keep_stages
+) -> None:
     if opts.recursive or opts.suffix:
         raise click.UsageError("--recursive and --suffix need -o DIR or --output-template.")
     if opts.out_format is not None and output_path != STDIO:
@@ -233,33 +123,34 @@ def _single(input_path: str, output_path: str, opts, settings, describe, too_sma
         raise click.UsageError("--json and OUTPUT '-' would both write to standard output.")
     if output_path == STDIO and sys.stdout.isatty():
         raise click.UsageError("refusing to write image data to a terminal; redirect standard output.")
-    job = Job(input_path, output_path, format=(opts.out_format or "png") if output_path == STDIO else None)
+    fmt = (opts.out_format or "png") if output_path == STDIO else None
+    job.files.append(FileJob(input_path, output_path, format=fmt))
     stdin_data = None
     if input_path == STDIO:
         stdin_data = sys.stdin.buffer.read()
         if not stdin_data:
             raise click.ClickException("<stdin>: no image data on standard input")
-    check_jobs([job], settings, skip_existing=opts.skip_existing)
-    if job.usage:
-        raise click.UsageError(job.error)
-    runner = BatchRunner([job], settings, workers=1, stdin_data=stdin_data)
+    check_jobs(job, skip_existing=opts.skip_existing)
+    if job.files[0].usage:
+        raise click.UsageError(job.files[0].error)
+    runner = Runner(job, workers=1, stdin_data=stdin_data, keep_stages=keep_stages)
     for result in runner.run():
         if opts.json_lines:
             click.echo(json.dumps(result.as_dict()))
         if result.status == FAILED:
-            if too_small_param is not None and isinstance(result.exception, ImageTooSmallError):
+            if too_small_param is not None and result.too_small:
                 raise click.BadParameter(result.error, param_hint=too_small_param)
             raise click.ClickException(result.error)
         if result.data is not None:
             stdout = sys.stdout.buffer
             stdout.write(result.data)
             stdout.flush()
-        _frame_note(result, settings)
+        _frame_note(result, job.output)
         if describe is not None and result.detail is not None:
             describe(result.detail)
 
 
-def _frame_note(result: FileResult, settings: Settings) -> None:
+def _frame_note(result: FileResult, settings: OutputSettings) -> None:
     """Say that a multi-frame input had only its first frame filtered (when no --frame was given)."""
     detail = result.detail
     if settings.frame is None and detail is not None and detail.frames > 1:
@@ -279,7 +170,7 @@ def _read_list(opts: BatchOptions) -> list[str]:
     return [name.decode(sys.getfilesystemencoding(), "surrogateescape") for name in names if name]
 
 
-def _batch(kernel_name: str, paths: Sequence[str], opts, settings, describe) -> None:
+def _batch(name: str, paths: Sequence[str], opts, job: Job, describe) -> None:
     if opts.output_dir is None and opts.output_template is None:
         raise click.UsageError("--files-from needs -o DIR or --output-template to name the outputs.")
     if opts.output_template is not None and opts.suffix:
@@ -297,19 +188,16 @@ def _batch(kernel_name: str, paths: Sequence[str], opts, settings, describe) -> 
         raise click.ClickException(f"{opts.output_dir}: is not a directory (-o names the output directory)")
     exclude = [opts.output_dir] if opts.output_dir else []
     inputs = expand_inputs(names, recursive=opts.recursive, exclude=exclude)
-    try:
-        jobs = plan_outputs(
-            inputs,
-            kernel_name=kernel_name,
-            output_dir=opts.output_dir,
-            template=opts.output_template,
-            suffix=opts.suffix,
-            fmt=opts.out_format,
-        )
-    except PlanError as exc:
-        raise click.UsageError(str(exc)) from None
-    check_jobs(jobs, settings, skip_existing=opts.skip_existing, make_dirs=True)
-    runner = BatchRunner(jobs, settings, workers=opts.jobs, fail_fast=opts.fail_fast)
+    job.files = plan_outputs(
+        inputs,
+        kernel_name=name,
+        output_dir=opts.output_dir,
+        template=opts.output_template,
+        suffix=opts.suffix,
+        fmt=opts.out_format,
+    )
+    check_jobs(job, skip_existing=opts.skip_existing, make_dirs=True)
+    runner = Runner(job, workers=opts.jobs, fail_fast=opts.fail_fast)
     counts = {WRITTEN: 0, FAILED: 0, SKIPPED: 0}
 
     def report(result: FileResult) -> None:
@@ -320,14 +208,14 @@ def _batch(kernel_name: str, paths: Sequence[str], opts, settings, describe) -> 
             _note(f"Error: {result.error}")
             return
         if not opts.quiet:
-            _frame_note(result, settings)
+            _frame_note(result, job.output)
         if describe is not None and result.detail is not None:
             describe(result.detail)
 
-    show_bar = not opts.quiet and len(jobs) > 1 and sys.stderr.isatty()
+    show_bar = not opts.quiet and len(job.files) > 1 and sys.stderr.isatty()
     try:
         with (
-            click.progressbar(length=len(jobs), file=sys.stderr, label="Filtering")
+            click.progressbar(length=len(job.files), file=sys.stderr, label="Filtering")
             if show_bar
             else _NoBar() as bar
         ):
@@ -338,7 +226,7 @@ def _batch(kernel_name: str, paths: Sequence[str], opts, settings, describe) -> 
         for result in runner.unreported:
             report(result)
         if not opts.quiet:
-            _note(f"Interrupted: {_summary(counts)}, {len(jobs) - sum(counts.values())} not done")
+            _note(f"Interrupted: {_summary(counts)}, {len(job.files) - sum(counts.values())} not done")
         raise
     if not opts.quiet:
         stopped = (

@@ -1,9 +1,6 @@
-"""The commands that do not filter with a kernel: ``kernels``, ``explain`` and ``pool``.
+"""The commands that run no model: ``kernels`` and ``explain`` (arithmetic and printing only).
 
-``kernels`` and ``explain`` are arithmetic and printing only: they never
-import TensorFlow. ``pool`` runs a Keras pooling layer. As in
-:mod:`convfilter.cli`, library errors become Click's exceptions here:
-``ValueError`` -> exit 2, :class:`~convfilter.errors.ConvFilterError` -> exit 1.
+They never import TensorFlow.
 """
 
 from __future__ import annotations
@@ -16,15 +13,11 @@ import secrets
 import click
 import numpy as np
 
+from convfilter.cli.boundary import CONTEXT_SETTINGS, Command, Group
+from convfilter.errors import ImageTooSmallError
 from convfilter.ops.borders import BORDERS
-from convfilter.cli.show import check_side_outputs, show_options, write_pool_side_outputs
-from convfilter.errors import ConvFilterError, ImageTooSmallError
 from convfilter.ops.geometry import PADDINGS
-from convfilter.ops.kernels import KERNELS, MAX_KERNEL_SIZE, KernelParameterError, NamedKernel, format_grid
-from convfilter.run.files import RAW, pool_file
-
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-"""The same settings as :data:`convfilter.cli.CONTEXT_SETTINGS`."""
+from convfilter.ops.kernels import KERNELS, MAX_KERNEL_SIZE, NamedKernel, format_grid
 
 
 def _named_kernel(ctx: click.Context, param: click.Parameter, value):
@@ -43,10 +36,7 @@ def _build_named(kernel: NamedKernel, params: dict) -> tuple[np.ndarray, dict]:
     params = {k: v for k, v in params.items() if v is not None}
     if "seed" in kernel.options and "seed" not in params:
         params["seed"] = secrets.randbelow(2**31)
-    try:
-        return kernel.grid(**params), params
-    except KernelParameterError as exc:
-        raise click.BadParameter(str(exc), param_hint=f"'--{exc.param}'") from None
+    return kernel.grid(**params), params
 
 
 def _json_numbers(grid: np.ndarray) -> list:
@@ -55,6 +45,7 @@ def _json_numbers(grid: np.ndarray) -> list:
 
 @click.group(
     "kernels",
+    cls=Group,
     invoke_without_command=True,
     short_help="list the named kernels; 'kernels show NAME' prints one",
     context_settings=CONTEXT_SETTINGS,
@@ -142,6 +133,7 @@ Examples:
 
 @click.command(
     "explain",
+    cls=Command,
     help=EXPLAIN_HELP,
     short_help="shapes, padding and weight counts, no model run",
     context_settings=CONTEXT_SETTINGS,
@@ -255,10 +247,7 @@ def explain_command(
         if kernel_arg is not None:
             from convfilter.ops.kernelspec import parse_kernel
 
-            try:
-                grid = parse_kernel(kernel_arg)
-            except ValueError as exc:
-                raise click.BadParameter(str(exc), param_hint="'--kernel'") from None
+            grid = parse_kernel(kernel_arg)
             kernel_name = "custom"
     if grid is not None:
         kernel_size = grid.shape
@@ -268,10 +257,7 @@ def explain_command(
     if image is not None:
         from convfilter.run.files import read_input
 
-        try:
-            shape = read_input(image).shape
-        except ConvFilterError as exc:
-            raise click.ClickException(str(exc)) from None
+        shape = read_input(image).shape
         source = f"{image}: "
     try:
         result = explain(
@@ -290,93 +276,7 @@ def explain_command(
         if image is not None:
             raise click.ClickException(f"{source}{exc}") from None
         raise click.BadParameter(str(exc), param_hint="'--shape'") from None
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:
         click.echo(format_text(result))
-
-
-POOL_HELP = """Pool INPUT with Keras's MaxPooling2D (max) or AveragePooling2D (avg).
-
-The window is --size N x N; the stride defaults to the window, as in Keras.
-'same' padding never counts padded pixels (avg divides by the real pixels in
-each window). INPUT and OUTPUT may be images or matrix files (.npy .csv .txt).
-
-\b
-Examples:
-  convfilter pool max sample_images/ascent.png small.png --size 2
-  convfilter pool avg grid.csv pooled.csv --size 3 --stride 1 1 --padding same
-"""
-
-
-@click.command(
-    "pool",
-    help=POOL_HELP,
-    short_help="max or average pooling (Keras pooling layers)",
-    context_settings=CONTEXT_SETTINGS,
-)
-@click.argument("kind", type=click.Choice(["max", "avg"]), metavar="max|avg")
-@click.argument("input_path", metavar="INPUT")
-@click.argument("output_path", metavar="OUTPUT")
-@click.option(
-    "--size",
-    type=click.IntRange(1, MAX_KERNEL_SIZE),
-    default=2,
-    show_default=True,
-    metavar="N",
-    help="Pool window N x N.",
-)
-@click.option(
-    "--stride",
-    nargs=2,
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="SY SX",
-    help="Step between windows (default: the window size).",
-)
-@click.option(
-    "--padding",
-    type=click.Choice(["valid", "same"]),
-    default="valid",
-    show_default=True,
-    help="'valid': only whole windows; 'same': ceil(n/stride) outputs.",
-)
-@click.option(
-    "--depth", type=click.Choice(["8", "16"]), default=None, help="Output bits per pixel (images only)."
-)
-@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists (never the input).")
-@click.option("-v", "--verbose", is_flag=True, help="Print shapes to stderr.")
-@show_options
-def pool_command(
-    kind, input_path, output_path, size, stride, padding, depth, overwrite, verbose, compare_path, export_path
-):
-    check_side_outputs(input_path, output_path, compare_path, export_path)
-    try:
-        result = pool_file(
-            input_path,
-            output_path,
-            kind,
-            size,
-            stride=stride,
-            padding=padding,
-            depth=None if depth is None else int(depth),
-            overwrite=overwrite,
-        )
-    except ConvFilterError as exc:
-        raise click.ClickException(str(exc)) from None
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    if verbose:
-        layer = {"max": "MaxPooling2D", "avg": "AveragePooling2D"}[kind]
-        sy, sx = stride or (size, size)
-        (h, w), (oh, ow) = result.input_shape, result.output_shape
-        values = "raw float32 values" if result.range_mode == RAW else f"{result.depth}-bit"
-        click.echo(
-            f"input:   {result.input}: {h}x{w} (tensor 1x{h}x{w}x1)\n"
-            f"layer:   {layer}(pool_size=({size}, {size}), strides=({sy}, {sx}), padding='{padding}')\n"
-            f"output:  {result.output}: {oh}x{ow}, {values} {result.minimum:.6g}..{result.maximum:.6g}",
-            err=True,
-        )
-    write_pool_side_outputs(kind, size, stride, padding, result, compare_path, export_path)

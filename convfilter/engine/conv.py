@@ -1,7 +1,8 @@
-"""The filtering core: validate a convolution, then run it through the Keras model.
+"""Running one convolution: :func:`filter_array` for library users, :func:`filter_batch` for the runner.
 
-:func:`filter_array` is the library entry point for notebooks and tests; the
-CLI calls it too. TensorFlow is imported only when a model actually runs.
+Both take the convolution as a :class:`~convfilter.ops.spec.Conv2DSpec`
+(``filter_array`` builds it from keywords). TensorFlow is imported only
+when a model actually runs.
 """
 
 from __future__ import annotations
@@ -10,78 +11,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from convfilter.ops.borders import check_border, pad_batch
 from convfilter.engine.layouts import check_engine
-from convfilter.errors import ImageTooSmallError
-from convfilter.ops.geometry import (
-    check_padding,
-    dilated_extent,
-    output_shape,
-    padding_amounts,
-    standardize_pair,
-)
-from convfilter.ops.kernels import MAX_KERNEL_SIZE
-
-
-def check_kernel(kernel: np.ndarray | Sequence) -> np.ndarray:
-    """Return ``kernel`` as a 2-D float64 array, or raise ``ValueError`` saying what is wrong."""
-    try:
-        grid = np.asarray(kernel, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"kernel must be a 2-D array of numbers, got {kernel!r}") from None
-    if grid.ndim != 2 or grid.size == 0:
-        raise ValueError(f"kernel must be a non-empty 2-D array, got shape {grid.shape}")
-    if max(grid.shape) > MAX_KERNEL_SIZE:
-        raise ValueError(
-            f"kernel must be at most {MAX_KERNEL_SIZE}x{MAX_KERNEL_SIZE}, got {grid.shape[0]}x{grid.shape[1]}"
-        )
-    if not np.isfinite(grid).all():
-        raise ValueError("kernel values must be finite (no NaN or infinity)")
-    return grid
-
-
-def check_fits(
-    image_shape: Sequence[int],
-    kernel_shape: Sequence[int],
-    stride: tuple[int, int],
-    padding: str,
-    dilation: tuple[int, int],
-) -> tuple[int, int]:
-    """Return the output shape, or raise :class:`ImageTooSmallError` if it would be empty."""
-    out = output_shape(image_shape, kernel_shape, stride, padding, dilation)
-    if min(out) < 1:
-        h, w = image_shape
-        kh, kw = kernel_shape
-        needed = (
-            dilated_extent(kh, dilation[0]),
-            dilated_extent(kw, dilation[1]),
-        )
-        spread = "" if dilation == (1, 1) else f" with dilation {dilation[0]}x{dilation[1]}"
-        raise ImageTooSmallError(
-            f"image is {h}x{w} but the {kh}x{kw} kernel{spread} needs at least "
-            f"{needed[0]}x{needed[1]} pixels under 'valid' padding"
-        )
-    return out
-
-
-def check_border_use(border: str, padding: str) -> str:
-    """Return ``border`` checked; a non-zero border needs 'same' or 'full' padding to mean anything."""
-    border = check_border(border)
-    if border != "zero" and padding == "valid":
-        raise ValueError(
-            f"border {border!r} has no effect with padding 'valid' (nothing is padded); "
-            "use padding 'same' or 'full'"
-        )
-    return border
-
-
-def orient_kernel(kernel: np.ndarray, convolve: bool) -> np.ndarray:
-    """The weights the Conv2D gets: ``kernel`` as is (cross-correlation) or flipped in both axes.
-
-    Flipping rows and columns turns Keras's cross-correlation into true
-    mathematical convolution: ``out[i] = sum(x[i - a] * k[a])``.
-    """
-    return np.ascontiguousarray(kernel[::-1, ::-1]) if convolve else kernel
+from convfilter.errors import ArgumentError
+from convfilter.ops.borders import pad_batch
+from convfilter.ops.geometry import padding_amounts
+from convfilter.ops.spec import Conv2DSpec
 
 
 def filter_array(
@@ -120,63 +54,48 @@ def filter_array(
     """
     image = np.asarray(image)
     if image.ndim != 2 or image.size == 0:
-        raise ValueError(f"image must be a non-empty 2-D array, got shape {image.shape}")
-    grid = orient_kernel(check_kernel(kernel), bool(convolve))
-    stride = standardize_pair(stride, "stride")
-    dilation = standardize_pair(dilation, "dilation")
-    padding = check_padding(padding)
-    border = check_border_use(border, padding)
-    bias = float(bias)
-    if not np.isfinite(bias):
-        raise ValueError(f"bias must be a finite number, got {bias!r}")
+        raise ArgumentError(f"image must be a non-empty 2-D array, got shape {image.shape}")
+    op = Conv2DSpec(kernel, stride, padding, dilation, bias, border, convolve)
     check_engine(engine)
-    check_fits(image.shape, grid.shape, stride, padding, dilation)
-    return filter_batch(
-        image[np.newaxis], grid, stride, padding, dilation, bias, border=border, engine=engine
-    )[0]
+    op.output_shape(image.shape)
+    return filter_batch(image[np.newaxis], op, engine=engine)[0]
 
 
 def filter_batch(
-    batch: np.ndarray,
-    kernel: np.ndarray,
-    stride: tuple[int, int],
-    padding: str,
-    dilation: tuple[int, int],
-    bias: float,
-    *,
-    border: str = "zero",
-    engine: str = "auto",
-    tile_size: int | None = None,
+    batch: np.ndarray, op: Conv2DSpec, *, engine: str = "auto", tile_size: int | None = None
 ) -> np.ndarray:
-    """Filter ``N x H x W`` images of one size (arguments already validated); returns ``N x H' x W'``.
+    """Filter ``N x H x W`` images of one size with ``op`` (fitting it); returns ``N x H' x W'`` float32.
 
     The padding amounts and split are those of
     :func:`convfilter.ops.geometry.padding_amounts`. Zero padding ('same' and
-    'full') is written by :func:`convfilter.engine.convolve` into its input
+    'full') is written by :func:`convfilter.engine.layouts.convolve` into its input
     buffer; every non-zero ``border`` is padded here first. The Conv2D then
     runs with 'valid'. ``engine`` is ``'auto'`` (the fast blocked layout of
     :mod:`convfilter.engine.layouts`) or ``'plain'`` (the literal single-filter
     ``Conv2D``); both give the same result. With ``tile_size``, an output
     larger than ``tile_size x tile_size`` is computed in tiles of that size
-    (:mod:`convfilter.engine.tiles`; bit-identical, memory bounded by the tile).
+    (:mod:`convfilter.engine.tiles`: the same sums, memory bounded by the tile).
     """
     from convfilter.engine.layouts import convolve
     from convfilter.engine.tiles import filter_tiled, plan_tiles
 
     batch = np.asarray(batch)
     _, h, w = batch.shape
-    if (
-        tile_size is not None
-        and len(plan_tiles((h, w), kernel.shape, stride, padding, dilation, tile_size)) > 1
-    ):
-        return filter_tiled(
-            batch, kernel, stride, padding, dilation, bias, border=border, tile_size=tile_size, engine=engine
-        )
-    pad_y = padding_amounts(h, kernel.shape[0], stride[0], dilation[0], padding)
-    pad_x = padding_amounts(w, kernel.shape[1], stride[1], dilation[1], padding)
-    if border != "zero":
-        batch = pad_batch(batch, pad_y, pad_x, border)
+    if tile_size is not None and len(plan_tiles((h, w), op, tile_size)) > 1:
+        return filter_tiled(batch, op, tile_size=tile_size, engine=engine)
+    (kh, kw), (sy, sx), padding, (dy, dx) = op.geometry
+    pad_y = padding_amounts(h, kh, sy, dy, padding)
+    pad_x = padding_amounts(w, kw, sx, dx, padding)
+    if op.border != "zero":
+        batch = pad_batch(batch, pad_y, pad_x, op.border)
         pad_y = pad_x = (0, 0)
     return convolve(
-        batch, kernel, stride=stride, dilation=dilation, pad_y=pad_y, pad_x=pad_x, bias=bias, engine=engine
+        batch,
+        op.weights,
+        stride=op.stride,
+        dilation=op.dilation,
+        pad_y=pad_y,
+        pad_x=pad_x,
+        bias=op.bias,
+        engine=engine,
     )

@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from convfilter.errors import ArgumentError
 from convfilter.ops.geometry import dilated_extent
 
 ENGINES = ("auto", "blocked", "plain")
@@ -397,7 +398,9 @@ def describe(kernel_shape: tuple[int, int], stride: tuple[int, int], dilation: t
 
 
 def check_engine(engine: str) -> str:
-    """Return ``engine`` if it is one of :data:`ENGINES`, else raise ``ValueError``."""
+    """Return ``engine`` if it is one of :data:`ENGINES`, else raise ``ArgumentError``."""
     if engine not in ENGINES:
-        raise ValueError(f"The `engine` argument must be one of {', '.join(ENGINES)}. Received: {engine!r}")
+        raise ArgumentError(
+            f"The `engine` argument must be one of {', '.join(ENGINES)}. Received: {engine!r}"
+        )
     return engine

@@ -118,7 +118,7 @@ def conv_model(
 ) -> Any:
     """A single-filter Conv2D model that accepts any ``N x H x W x 1`` batch.
 
-    Models are cached per configuration; weights are set by :func:`run_conv`
+    Models are cached per configuration; weights are set by :func:`plain_conv`
     before every call.
     """
     keras = keras_module()
@@ -182,7 +182,7 @@ def as_tensor(array: np.ndarray) -> Any:
 
     TensorFlow copies every NumPy array it is given (twice when the array is
     not 64-byte aligned). A C-contiguous float32 array on a 64-byte boundary
-    (:func:`convfilter.engine.aligned_empty`) is wrapped instead through
+    (:func:`convfilter.engine.layouts.aligned_empty`) is wrapped instead through
     DLPack; the tensor keeps the array alive, and the caller must not change
     the array while the tensor is in use. Anything else is passed as it is.
     """
@@ -218,38 +218,6 @@ def plain_conv(
     return np.asarray(result)[..., 0]
 
 
-def run_conv(
-    batch: np.ndarray,
-    kernel: np.ndarray,
-    *,
-    bias: float = 0.0,
-    stride: tuple[int, int] = (1, 1),
-    padding: str = "valid",
-    dilation: tuple[int, int] = (1, 1),
-    engine: str = "auto",
-) -> np.ndarray:
-    """Run ``batch`` (``N x H x W x 1``) through the Conv2D; returns ``N x H' x W'`` float32.
-
-    ``engine='plain'`` is the literal single-filter layer (which, like
-    Keras, refuses stride > 1 together with dilation > 1); ``'auto'`` and
-    ``'blocked'`` run the same convolution in the blocked layout of
-    :mod:`convfilter.engine.layouts`, which accepts every combination.
-    """
-    from convfilter.engine.layouts import check_engine, convolve
-    from convfilter.ops.geometry import padding_amounts
-
-    if check_engine(engine) == "plain":
-        return plain_conv(batch, kernel, bias=bias, stride=stride, padding=padding, dilation=dilation)
-    batch = np.asarray(batch)[..., 0]
-    kh, kw = np.shape(kernel)
-    _, h, w = batch.shape
-    pad_y = padding_amounts(h, kh, stride[0], dilation[0], padding)
-    pad_x = padding_amounts(w, kw, stride[1], dilation[1], padding)
-    return convolve(
-        batch, kernel, stride=stride, dilation=dilation, pad_y=pad_y, pad_x=pad_x, bias=bias, engine=engine
-    )
-
-
 @functools.cache
 def pool_model(kind: str, pool_size: tuple[int, int], stride: tuple[int, int], padding: str) -> Any:
     """A ``MaxPooling2D`` (``kind='max'``) or ``AveragePooling2D`` (``'avg'``) model for ``N x H x W x 1``."""
@@ -258,17 +226,3 @@ def pool_model(kind: str, pool_size: tuple[int, int], stride: tuple[int, int], p
     inputs = keras.Input(shape=(None, None, 1), name="image")
     layer = layers[kind](pool_size=pool_size, strides=stride, padding=padding, name="pool")
     return keras.Model(inputs, layer(inputs), name="convfilter_pool")
-
-
-def run_pool(
-    batch: np.ndarray,
-    kind: str,
-    pool_size: tuple[int, int],
-    *,
-    stride: tuple[int, int],
-    padding: str = "valid",
-) -> np.ndarray:
-    """Run ``batch`` (``N x H x W x 1`` float32) through the pooling layer; returns ``N x H' x W'``."""
-    model = pool_model(kind, pool_size, stride, padding)
-    result = model(np.ascontiguousarray(batch, dtype=np.float32), training=False)
-    return np.asarray(result)[..., 0]

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from convfilter.engine.layouts import column_block, convolve
+from convfilter.errors import ArgumentError
 from convfilter.ops.geometry import dilated_extent, output_shape, padding_amounts
+from convfilter.ops.spec import Conv2DSpec
 
 DEFAULT_TILE_SIZE = 2048
 """Default side of an output tile: about 16 MB of float32 per buffer."""
@@ -47,7 +49,7 @@ class Tile:
 def check_tile_size(tile_size: int) -> int:
     """Return ``tile_size`` if it is an integer >= :data:`MIN_TILE_SIZE`, else raise ``ValueError``."""
     if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < MIN_TILE_SIZE:
-        raise ValueError(
+        raise ArgumentError(
             f"The `tile_size` argument must be an integer >= {MIN_TILE_SIZE}. "
             f"Received: tile_size={tile_size!r}"
         )
@@ -69,16 +71,10 @@ def _axis_windows(n: int, k: int, s: int, d: int, padding: str, out: int, step: 
         )
 
 
-def plan_tiles(
-    shape: tuple[int, int],
-    kernel_shape: tuple[int, int],
-    stride: tuple[int, int],
-    padding: str,
-    dilation: tuple[int, int],
-    tile_size: int = DEFAULT_TILE_SIZE,
-) -> list[Tile]:
+def plan_tiles(shape: tuple[int, int], op: Conv2DSpec, tile_size: int = DEFAULT_TILE_SIZE) -> list[Tile]:
     """The tiles covering the output of an ``H x W`` image, in row-major order."""
     check_tile_size(tile_size)
+    kernel_shape, stride, padding, dilation = op.geometry
     out_h, out_w = output_shape(shape, kernel_shape, stride, padding, dilation)
     block = column_block(kernel_shape[1], stride[1], dilation[1])
     col_step = -(-tile_size // block) * block
@@ -115,7 +111,7 @@ def border_index(index: np.ndarray, n: int, border: str) -> np.ndarray:
         period = 2 * (n - 1)
         m = index % period
         return np.where(m >= n, period - m, m)
-    raise ValueError(f"no index rule for border {border!r}")
+    raise ArgumentError(f"no index rule for border {border!r}")
 
 
 def _window(batch: np.ndarray, tile: Tile, border: str) -> tuple[np.ndarray, tuple, tuple]:
@@ -133,61 +129,40 @@ def _window(batch: np.ndarray, tile: Tile, border: str) -> tuple[np.ndarray, tup
 
 
 def filter_tiles(
-    batch: np.ndarray,
-    kernel: np.ndarray,
-    stride: tuple[int, int],
-    padding: str,
-    dilation: tuple[int, int],
-    bias: float,
-    *,
-    border: str = "zero",
-    tile_size: int = DEFAULT_TILE_SIZE,
-    engine: str = "auto",
+    batch: np.ndarray, op: Conv2DSpec, *, tile_size: int = DEFAULT_TILE_SIZE, engine: str = "auto"
 ) -> Iterator[tuple[Tile, np.ndarray]]:
     """Yield ``(tile, float32 N x h x w values)`` per output tile of ``batch`` (``N x H x W``, any dtype).
 
-    Arguments must already be validated (:func:`convfilter.engine.conv.check_fits`).
-    ``border`` is what 'same' and 'full' pad with (:mod:`convfilter.ops.borders`):
+    The image must fit ``op`` (:meth:`~convfilter.ops.spec.Conv2DSpec.output_shape`).
+    ``op.border`` is what 'same' and 'full' pad with (:mod:`convfilter.ops.borders`):
     each tile's window is cut from the image with the border's pixels where
     it pokes out. Only one tile's float buffers exist at a time.
     """
-    for tile in plan_tiles(batch.shape[1:], kernel.shape, stride, padding, dilation, tile_size):
-        window, pad_y, pad_x = _window(batch, tile, border)
+    for tile in plan_tiles(batch.shape[1:], op, tile_size):
+        window, pad_y, pad_x = _window(batch, tile, op.border)
         values = convolve(
             window,
-            kernel,
-            stride=stride,
-            dilation=dilation,
+            op.weights,
+            stride=op.stride,
+            dilation=op.dilation,
             pad_y=pad_y,
             pad_x=pad_x,
-            bias=bias,
+            bias=op.bias,
             engine=engine,
         )
         yield tile, values
 
 
 def filter_tiled(
-    batch: np.ndarray,
-    kernel: np.ndarray,
-    stride: tuple[int, int],
-    padding: str,
-    dilation: tuple[int, int],
-    bias: float,
-    *,
-    border: str = "zero",
-    tile_size: int = DEFAULT_TILE_SIZE,
-    engine: str = "auto",
+    batch: np.ndarray, op: Conv2DSpec, *, tile_size: int = DEFAULT_TILE_SIZE, engine: str = "auto"
 ) -> np.ndarray:
     """The whole ``N x H' x W'`` float32 result of ``batch``, computed tile by tile into one array.
 
-    Equal to one whole-image call (see the module's doc on rounding); memory is the input, the output
-    and one tile's buffers (instead of the engine's full-size padded copy).
+    Equal to one whole-image call (see the module's doc on rounding); memory is
+    the input, the output and one tile's buffers (instead of the engine's
+    full-size padded copy).
     """
-    out = np.empty(
-        (batch.shape[0], *output_shape(batch.shape[1:], kernel.shape, stride, padding, dilation)), np.float32
-    )
-    for tile, values in filter_tiles(
-        batch, kernel, stride, padding, dilation, bias, border=border, tile_size=tile_size, engine=engine
-    ):
+    out = np.empty((batch.shape[0], *op.output_shape(batch.shape[1:])), np.float32)
+    for tile, values in filter_tiles(batch, op, tile_size=tile_size, engine=engine):
         out[:, tile.rows, tile.cols] = values
     return out

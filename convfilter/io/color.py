@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from convfilter.ops.geometry import output_length, padding_amounts
 from convfilter.io.png import layout_mode
+from convfilter.ops.geometry import output_length, padding_amounts
 
 
 def anchor_indices(n: int, k: int, s: int, d: int, padding: str) -> np.ndarray:
@@ -42,7 +42,7 @@ def resample_alpha(
 
 
 def pixel_array(pixels: np.ndarray, alpha: np.ndarray | None, mode: str) -> np.ndarray | None:
-    """``C x H x W`` pixels and optional alpha as one ``mode`` array for :mod:`convfilter.io.png`, or ``None``.
+    """``C x H x W`` pixels and optional alpha as one ``mode`` array for the PNG writer, or ``None``.
 
     ``None`` when ``mode`` has no such layout (see
     :func:`convfilter.io.png.layout_mode`). A single band is a view, not a copy.

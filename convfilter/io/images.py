@@ -23,8 +23,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from convfilter.errors import ArgumentError, ConvFilterError, input_file_error, one_line
 from convfilter.io.atomic import atomic_file
-from convfilter.errors import ConvFilterError, input_file_error, one_line
 from convfilter.io.modes import Planes, color_planes, gray_planes
 from convfilter.io.png import PNG_MODES, png_mode, write_png
 
@@ -98,7 +98,7 @@ def check_depth_value(depth: int | str | None) -> int | str | None:
         return None
     normal = {"8": 8, "16": 16, "32f": "32f"}.get(str(depth).lower())
     if normal is None or isinstance(depth, bool | float):
-        raise ValueError(f"The `depth` argument must be 8, 16 or '32f'. Received: depth={depth!r}")
+        raise ArgumentError(f"The `depth` argument must be 8, 16 or '32f'. Received: depth={depth!r}")
     return normal
 
 
@@ -129,9 +129,9 @@ def check_quality(path: str, fmt: str, quality: int | None) -> None:
     if quality is None:
         return
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
-        raise ValueError(f"The `quality` argument must be an integer 1..100. Received: quality={quality!r}")
+        raise ArgumentError(f"The `quality` argument must be an integer 1..100. Received: quality={quality!r}")
     if fmt not in FORMATS_WITH_QUALITY:
-        raise ValueError(f"{path}: --quality applies to JPEG and WebP output only, not {fmt}")
+        raise ArgumentError(f"{path}: --quality applies to JPEG and WebP output only, not {fmt}")
 
 
 def check_encodable(path: str, fmt: str, mode: str) -> None:

@@ -20,8 +20,8 @@ import re
 
 import numpy as np
 
-from convfilter.io.atomic import atomic_file
 from convfilter.errors import ConvFilterError, input_file_error, one_line
+from convfilter.io.atomic import atomic_file
 
 MATRIX_EXTENSIONS = (".npy", ".csv", ".txt")
 NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")

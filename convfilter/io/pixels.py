@@ -18,18 +18,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from convfilter.ops.kernels import is_averaging
+from convfilter.errors import ArgumentError
+from convfilter.ops.spec import Operation
 
 RANGE_MODES = ("auto", "clip", "rescale", "abs")
 DEPTHS = {8: (np.uint8, 255), 16: (np.uint16, 65535)}
 
 
-def resolve_range(mode: str, kernel: np.ndarray) -> str:
-    """The concrete mode ``auto`` stands for with this kernel; other modes unchanged."""
+def resolve_range(mode: str, op: Operation) -> str:
+    """The concrete mode ``auto`` stands for with this operation; other modes unchanged.
+
+    ``auto`` is ``clip`` when ``op`` keeps values in the input's range
+    (:attr:`~convfilter.ops.spec.Operation.averaging`), else ``rescale``.
+    """
     if mode not in RANGE_MODES:
-        raise ValueError(f"The `range` argument must be one of {', '.join(RANGE_MODES)}. Received: {mode!r}")
+        raise ArgumentError(
+            f"The `range` argument must be one of {', '.join(RANGE_MODES)}. Received: {mode!r}"
+        )
     if mode == "auto":
-        return "clip" if is_averaging(kernel) else "rescale"
+        return "clip" if op.averaging else "rescale"
     return mode
 
 
@@ -49,10 +56,10 @@ def to_pixels(
     ``values`` (give the whole image's when ``values`` is one tile of it).
     """
     if depth not in DEPTHS:
-        raise ValueError(f"The `depth` argument must be 8 or 16. Received: depth={depth!r}")
+        raise ArgumentError(f"The `depth` argument must be 8 or 16. Received: depth={depth!r}")
     dtype, out_max = DEPTHS[depth]
     if mode not in ("rescale", "clip", "abs"):
-        raise ValueError(f"unknown range mode {mode!r}")
+        raise ArgumentError(f"unknown range mode {mode!r}")
     # One float64 working copy, changed in place (a full image is large); the
     # arithmetic is (v - lo) * k or v * k, rint, then NaN -> 0 and clipping
     # (fmax/fmin skip NaN, so NaN becomes 0 and +-inf the nearest end).

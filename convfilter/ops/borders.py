@@ -27,6 +27,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from convfilter.errors import ArgumentError
+
 BORDERS = ("zero", "reflect", "symmetric", "replicate", "wrap")
 NUMPY_MODES = {
     "zero": "constant",
@@ -40,7 +42,7 @@ NUMPY_MODES = {
 def check_border(border: str) -> str:
     """Return ``border`` lower-cased if it is one of :data:`BORDERS`, else raise ``ValueError``."""
     if not isinstance(border, str) or border.lower() not in BORDERS:
-        raise ValueError(
+        raise ArgumentError(
             f"The `border` argument must be one of {', '.join(map(repr, BORDERS))}. "
             f"Received: border={border!r}"
         )

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from convfilter.errors import ArgumentError
+
 PADDINGS = ("valid", "same", "full")
 KERAS_PADDINGS = ("valid", "same")
 """The paddings Keras's ``Conv2D`` implements itself; ``'full'`` is padded explicitly."""
@@ -30,23 +32,23 @@ def standardize_pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
     """
     error = f"The `{name}` argument must be a tuple of 2 integers >= 1. Received: {name}={value!r}"
     if isinstance(value, bool):
-        raise ValueError(error)
+        raise ArgumentError(error)
     if isinstance(value, int):
         pair: tuple = (value, value)
     else:
         try:
             pair = tuple(value)
         except TypeError:
-            raise ValueError(error) from None
+            raise ArgumentError(error) from None
     if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in pair):
-        raise ValueError(error)
+        raise ArgumentError(error)
     return int(pair[0]), int(pair[1])
 
 
 def check_padding(padding: str) -> str:
     """Return ``padding`` lower-cased if it is one of :data:`PADDINGS`, else raise ``ValueError``."""
     if not isinstance(padding, str) or padding.lower() not in PADDINGS:
-        raise ValueError(
+        raise ArgumentError(
             f"The `padding` argument must be one of {', '.join(map(repr, PADDINGS))}. "
             f"Received: padding={padding!r}"
         )

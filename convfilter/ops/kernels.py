@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from convfilter.errors import ArgumentError
+
 MAX_KERNEL_SIZE = 101
 """Largest kernel side accepted (a 101x101 kernel already has 10,201 weights)."""
 
@@ -63,12 +65,11 @@ EMBOSS = np.array([[-2.0, -1.0, 0.0], [-1.0, 1.0, 1.0], [0.0, 1.0, 2.0]])
 """
 
 
-class KernelParameterError(ValueError):
-    """A kernel parameter has a bad value; ``param`` names it (``'size'``, ``'sigma'``...)."""
+class KernelParameterError(ArgumentError):
+    """A kernel parameter has a bad value; ``param`` names its option (``'--size'``, ``'--sigma'``...)."""
 
     def __init__(self, param: str, message: str) -> None:
-        super().__init__(message)
-        self.param = param
+        super().__init__(message, f"--{param}")
 
 
 def _check_size(name: str, size: int, *, odd: bool = False) -> int:
@@ -204,11 +205,11 @@ KERNELS: dict[str, NamedKernel] = {
 
 
 def get_kernel(name: str) -> NamedKernel:
-    """Return the named kernel or raise ``ValueError`` listing the known names."""
+    """Return the named kernel or raise :class:`ArgumentError` listing the known names."""
     try:
         return KERNELS[name]
     except KeyError:
-        raise ValueError(f"unknown kernel {name!r}; known kernels: {', '.join(KERNELS)}") from None
+        raise ArgumentError(f"unknown kernel {name!r}; known kernels: {', '.join(KERNELS)}") from None
 
 
 def is_averaging(kernel: np.ndarray) -> bool:

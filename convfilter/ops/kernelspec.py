@@ -8,8 +8,9 @@ A SPEC is one of:
 * ``@path`` to a ``.npy`` (loaded with ``allow_pickle=False``), ``.csv`` or
   ``.txt`` matrix file (see :mod:`convfilter.io.matrices`).
 
-Every problem raises ``ValueError`` with a one-line message saying what was
-wrong and echoing what was received.
+Every problem raises :class:`SpecError` (an
+:class:`~convfilter.errors.ArgumentError` of ``--kernel``) with a one-line
+message saying what was wrong and echoing what was received.
 """
 
 from __future__ import annotations
@@ -19,9 +20,17 @@ import os
 
 import numpy as np
 
-from convfilter.errors import ConvFilterError
-from convfilter.ops.kernels import MAX_KERNEL_SIZE
+from convfilter.errors import ArgumentError, ConvFilterError
 from convfilter.io.matrices import MATRIX_EXTENSIONS, MatrixSyntaxError, parse_rows, read_matrix
+from convfilter.ops.kernels import MAX_KERNEL_SIZE
+
+
+class SpecError(ArgumentError):
+    """A bad ``--kernel SPEC`` (or, for :func:`normalize`, a kernel ``--normalize`` cannot take)."""
+
+    def __init__(self, message: str, param: str = "--kernel") -> None:
+        super().__init__(message, param)
+
 
 ECHO_LIMIT = 60
 """Received specs longer than this are shortened in error messages."""
@@ -36,15 +45,15 @@ def received(spec: str) -> str:
 def parse_kernel(spec: str) -> np.ndarray:
     """Parse a kernel SPEC (inline rows, JSON nested list or ``@file``) into a 2-D float64 array.
 
-    Raises ``ValueError`` for an empty, ragged, non-numeric, non-finite or
+    Raises :class:`SpecError` for an empty, ragged, non-numeric, non-finite or
     oversized (more than ``MAX_KERNEL_SIZE`` per side) kernel, and for a
     ``@file`` that cannot be read.
     """
     if not isinstance(spec, str):
-        raise ValueError(f"kernel must be given as text {received(repr(spec))}")
+        raise SpecError(f"kernel must be given as text {received(repr(spec))}")
     text = spec.strip()
     if not text:
-        raise ValueError(f"kernel is empty {received(spec)}")
+        raise SpecError(f"kernel is empty {received(spec)}")
     if text.startswith("@"):
         grid = _read_file(text[1:], spec)
     elif text.startswith("["):
@@ -55,7 +64,7 @@ def parse_kernel(spec: str) -> np.ndarray:
         try:
             grid = parse_rows(labels)
         except MatrixSyntaxError as exc:
-            raise ValueError(f"kernel {exc} {received(spec)}") from None
+            raise SpecError(f"kernel {exc} {received(spec)}") from None
     return check_size(grid, spec)
 
 
@@ -63,7 +72,7 @@ def check_size(grid: np.ndarray, spec: str) -> np.ndarray:
     """Refuse kernels with more than ``MAX_KERNEL_SIZE`` rows or columns."""
     h, w = grid.shape
     if max(h, w) > MAX_KERNEL_SIZE:
-        raise ValueError(
+        raise SpecError(
             f"kernel is {h}x{w}, larger than the {MAX_KERNEL_SIZE}x{MAX_KERNEL_SIZE} maximum {received(spec)}"
         )
     return grid
@@ -71,15 +80,15 @@ def check_size(grid: np.ndarray, spec: str) -> np.ndarray:
 
 def _read_file(path: str, spec: str) -> np.ndarray:
     if not path:
-        raise ValueError(f"kernel file name is missing after '@' {received(spec)}")
+        raise SpecError(f"kernel file name is missing after '@' {received(spec)}")
     ext = os.path.splitext(path)[1].lower()
     if ext not in MATRIX_EXTENSIONS:
         shown = repr(ext) if ext else "no extension"
-        raise ValueError(f"kernel file must be {', '.join(MATRIX_EXTENSIONS)}, not {shown} {received(spec)}")
+        raise SpecError(f"kernel file must be {', '.join(MATRIX_EXTENSIONS)}, not {shown} {received(spec)}")
     try:
         return read_matrix(path)
     except ConvFilterError as exc:
-        raise ValueError(f"kernel file {exc}") from None
+        raise SpecError(f"kernel file {exc}") from None
 
 
 class _NonFinite(str):
@@ -90,31 +99,31 @@ def _parse_json(text: str, spec: str) -> np.ndarray:
     try:
         data = json.loads(text, parse_constant=_NonFinite)
     except RecursionError:
-        raise ValueError(f"kernel JSON is nested too deeply {received(spec)}") from None
+        raise SpecError(f"kernel JSON is nested too deeply {received(spec)}") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(
+        raise SpecError(
             f"kernel is not valid JSON: {exc.msg} at column {exc.colno} {received(spec)}"
         ) from None
     if not isinstance(data, list) or not data:
-        raise ValueError(f"kernel is empty {received(spec)}")
+        raise SpecError(f"kernel is empty {received(spec)}")
     rows = data if all(isinstance(row, list) for row in data) else [data]
     width = None
     grid = []
     for number, row in enumerate(rows, start=1):
         where = f"row {number}"
         if not row:
-            raise ValueError(f"kernel {where} is empty {received(spec)}")
+            raise SpecError(f"kernel {where} is empty {received(spec)}")
         values = []
         for item in row:
             if isinstance(item, _NonFinite):
-                raise ValueError(f"kernel value {str(item)!r} in {where} is not finite {received(spec)}")
+                raise SpecError(f"kernel value {str(item)!r} in {where} is not finite {received(spec)}")
             if isinstance(item, bool) or not isinstance(item, int | float):
-                raise ValueError(
+                raise SpecError(
                     f"kernel value {json.dumps(item)} in {where} is not a number {received(spec)}"
                 )
             values.append(item)
         if width is not None and len(values) != width:
-            raise ValueError(
+            raise SpecError(
                 f"kernel rows differ in length: row 1 has {width} values, {where} has {len(values)} "
                 f"{received(spec)}"
             )
@@ -123,16 +132,16 @@ def _parse_json(text: str, spec: str) -> np.ndarray:
     try:
         array = np.array(grid, dtype=np.float64)
     except OverflowError:
-        raise ValueError(f"kernel has a value too large for a float {received(spec)}") from None
+        raise SpecError(f"kernel has a value too large for a float {received(spec)}") from None
     if not np.isfinite(array).all():
-        raise ValueError(f"kernel has a value too large for a float {received(spec)}")
+        raise SpecError(f"kernel has a value too large for a float {received(spec)}")
     return array
 
 
 def normalize(grid: np.ndarray, spec: str = "") -> np.ndarray:
-    """Divide ``grid`` by its sum; ``ValueError`` if the sum is 0 (within rounding)."""
+    """Divide ``grid`` by its sum; :class:`SpecError` if the sum is 0 (within rounding)."""
     total = float(grid.sum())
     if abs(total) <= 1e-12 * float(np.abs(grid).sum()) or total == 0.0:
         shown = f" {received(spec)}" if spec else ""
-        raise ValueError(f"kernel sums to 0 and cannot be normalized{shown}")
+        raise SpecError(f"kernel sums to 0 and cannot be normalized{shown}", "--normalize")
     return grid / total

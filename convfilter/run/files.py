@@ -1,4 +1,6 @@
-"""Filtering one file end to end: read, Conv2D (or pooling), map to pixels, write atomically.
+"""The stages one file goes through: plan the output, read the input, map the result to pixels, write.
+
+:class:`~convfilter.run.runner.Runner` runs them for every file of a job.
 
 INPUT and OUTPUT are images, or matrix files (``.npy``, ``.csv``, ``.txt``,
 see :mod:`convfilter.io.matrices`): a matrix input is used as it is, a matrix
@@ -10,20 +12,16 @@ image for the ``clip`` and ``abs`` range modes.
 from __future__ import annotations
 
 import functools
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
 
-from convfilter.io.atomic import exists_message
-from convfilter.io.color import merge_bands, pixel_array, resample_alpha
-from convfilter.engine.conv import check_border_use, check_fits, check_kernel, filter_batch, orient_kernel
-from convfilter.engine.layouts import check_engine
-from convfilter.errors import ConvFilterError
-from convfilter.ops.geometry import check_padding, output_shape, standardize_pair
+from convfilter.engine.tiles import DEFAULT_TILE_SIZE, filter_tiles, plan_tiles
+from convfilter.errors import ArgumentError, ConvFilterError
+from convfilter.io.color import merge_bands, pixel_array
 from convfilter.io.images import (
     DEFAULT_MAX_PIXELS,
     FORMATS_WITH_16_BIT,
@@ -41,9 +39,8 @@ from convfilter.io.images import (
     write_image,
 )
 from convfilter.io.matrices import is_matrix_path, read_matrix, write_matrix
-from convfilter.io.pixels import DEPTHS, resolve_range, to_pixels
-from convfilter.engine.pool import check_pool, pool_batch, pool_shape
-from convfilter.engine.tiles import DEFAULT_TILE_SIZE, check_tile_size, filter_tiles, plan_tiles
+from convfilter.io.pixels import DEPTHS, to_pixels
+from convfilter.ops.spec import Conv2DSpec, Operation
 
 RAW = "raw"
 """The range mode reported for raw float outputs (matrix files, ``--depth 32f``)."""
@@ -53,7 +50,7 @@ RAW_DEPTH = 32
 
 @dataclass
 class FilterResult:
-    """What :func:`filter_file` did: shapes, the mapping used and the raw value range.
+    """What was done to one file: shapes, the mapping used and the raw value range.
 
     ``depth`` is 8, 16, ``"32f"`` (float TIFF) or 32 (a matrix file, float32);
     ``range_mode`` is ``'raw'`` for the last two. ``mode`` is the Pillow mode
@@ -64,6 +61,8 @@ class FilterResult:
     result, for ``--compare``. An image output rendered tile by tile
     (:func:`filter_pixels`) has ``values`` ``None`` and ``input_values`` in
     the decoded dtype (``uint8``, ``uint16``): no full float copy is kept.
+    ``stage_values`` holds every stage's raw output when the runner was asked
+    to keep them (a chain's ``--compare``).
     """
 
     input: str
@@ -81,6 +80,7 @@ class FilterResult:
     input_values: np.ndarray | None = field(default=None, repr=False)
     values: np.ndarray | None = field(default=None, repr=False)
     input_max: float = 255.0
+    stage_values: list[np.ndarray] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -132,14 +132,14 @@ def plan_output(
 ) -> OutputPlan:
     """Check everything about OUTPUT that needs no decoding; ``range_mode`` must already be resolved.
 
-    Raises ``ValueError`` for options that a matrix output cannot honour and
+    Raises :class:`ArgumentError` for options that a matrix output cannot honour and
     :class:`ConvFilterError` for a file problem.
     """
     depth = check_depth_value(depth)
     if is_matrix_path(output_path):
         for name, value in (("depth", depth), ("quality", quality), ("color", color or None)):
             if value is not None:
-                raise ValueError(
+                raise ArgumentError(
                     f"{output_path}: {name} applies to image outputs; a matrix file holds raw floats"
                 )
         fmt = None
@@ -269,63 +269,36 @@ def write_output(
 
 
 def renders_in_tiles(
-    plan: OutputPlan,
-    depth: int | str,
-    shape: tuple[int, int],
-    kernel_shape: tuple[int, int],
-    stride: tuple[int, int],
-    padding: str,
-    dilation: tuple[int, int],
-    tile_size: int | None,
+    plan: OutputPlan, depth: int | str, shape: tuple[int, int], op: Operation, tile_size: int | None
 ) -> bool:
-    """True when the output is an 8/16-bit image larger than one tile: :func:`filter_pixels` makes it.
+    """True when ``op`` is a convolution whose 8/16-bit image output is larger than one tile:
+    :func:`filter_pixels` makes it.
 
     Matrix and ``--depth 32f`` outputs hold the raw float values, so they are
     filtered tile by tile into one float array instead.
     """
     return (
         tile_size is not None
+        and isinstance(op, Conv2DSpec)
         and plan.fmt is not None
         and depth != "32f"
-        and len(plan_tiles(shape, kernel_shape, stride, padding, dilation, tile_size)) > 1
+        and len(plan_tiles(shape, op, tile_size)) > 1
     )
 
 
 def filter_pixels(
-    data: InputData,
-    plan: OutputPlan,
-    depth: int,
-    kernel: np.ndarray,
-    stride: tuple[int, int],
-    padding: str,
-    dilation: tuple[int, int],
-    bias: float,
-    *,
-    border: str = "zero",
-    tile_size: int = DEFAULT_TILE_SIZE,
-    engine: str = "auto",
+    data: InputData, plan: OutputPlan, depth: int, op: Conv2DSpec, tile_size: int = DEFAULT_TILE_SIZE
 ) -> tuple[np.ndarray, float, float]:
     """The output's ``C x H' x W'`` pixels, filtered and mapped tile by tile; and the raw min and max.
 
     No full-size float copy of the image exists: each tile's float values are
     mapped to pixels and dropped. ``rescale`` needs the min and max of the
     whole result first, so its tiles are computed twice (a min/max pass, then
-    the mapping pass). The pixels are those of the whole image at once, bit for bit.
+    the mapping pass).
     """
-    tiles = functools.partial(
-        filter_tiles,
-        data.channels,
-        kernel,
-        stride,
-        padding,
-        dilation,
-        bias,
-        border=border,
-        tile_size=tile_size,
-        engine=engine,
-    )
+    tiles = functools.partial(filter_tiles, data.channels, op, tile_size=tile_size)
     bounds = _global_bounds(tiles()) if plan.range_mode == "rescale" else None
-    out_shape = output_shape(data.shape, kernel.shape, stride, padding, dilation)
+    out_shape = op.output_shape(data.shape)
     pixels = np.empty((len(data.channels), *out_shape), dtype=DEPTHS[depth][0])
     minimum, maximum = np.nan, np.nan
     for tile, values in tiles():
@@ -345,173 +318,6 @@ def _global_bounds(tiles) -> tuple[float, float]:
         if finite.size:
             lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
     return (lo, hi) if lo <= hi else (0.0, 0.0)
-
-
-def _check_raw_range(output_path: str, range_mode: str) -> None:
-    if is_matrix_path(output_path) and range_mode != "auto":
-        raise ValueError(
-            f"{output_path}: range {range_mode!r} applies to image outputs; a matrix file holds raw floats"
-        )
-
-
-def _prefixed(input_path: str, check, *args):
-    """Run a size check, prefixing its :class:`ConvFilterError` message with the input's name."""
-    try:
-        return check(*args)
-    except ConvFilterError as exc:
-        raise type(exc)(f"{input_path}: {exc}") from None
-
-
-def filter_file(
-    input_path: str,
-    output_path: str,
-    kernel: np.ndarray,
-    *,
-    stride: int | Sequence[int] = (1, 1),
-    padding: str = "valid",
-    dilation: int | Sequence[int] = (1, 1),
-    bias: float = 0.0,
-    range_mode: str = "auto",
-    depth: int | str | None = None,
-    border: str = "zero",
-    convolve: bool = False,
-    color: bool = False,
-    frame: int | None = None,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
-    quality: int | None = None,
-    tile_size: int = DEFAULT_TILE_SIZE,
-    engine: str = "auto",
-) -> FilterResult:
-    """Filter the image or matrix at ``input_path`` and write the result to ``output_path``.
-
-    ``depth`` is the output depth: 8, 16 (PNG/TIFF) or ``"32f"`` (TIFF: the
-    raw float results, ``range_mode`` not applied); ``None`` keeps the input's
-    precision where the output format can store it (16-bit PNG/TIFF inputs
-    give 16-bit PNG/TIFF outputs) and is 8 otherwise. ``border`` and
-    ``convolve`` are as in :func:`convfilter.engine.conv.filter_array`. ``color``
-    filters each colour channel with the kernel and keeps the mode (alpha
-    resampled, never filtered; see :mod:`convfilter.io.color`), otherwise the
-    image is converted to grayscale (:mod:`convfilter.io.modes`). ``frame`` picks
-    a frame of a multi-frame file (0-based, default the first); ``max_pixels``
-    is the decompression-bomb limit (``None``: none); ``quality`` is
-    JPEG/WebP's. Outputs larger than ``tile_size`` x ``tile_size`` are
-    computed in tiles (bit-identical; see :mod:`convfilter.engine.tiles`); ``engine``
-    is as in :func:`convfilter.engine.conv.filter_batch`. TensorFlow is imported in
-    the background while a large image decodes (:func:`convfilter.engine.model.preload_for`).
-
-    Everything that can be checked without decoding (output format, depth,
-    quality, directory, output is the input) is checked first, and what
-    depends on the image (size, mode the output format can store) before the
-    model runs, so a doomed run does no work. Raises ``ValueError`` for bad
-    arguments and :class:`ConvFilterError` for problems with the files.
-    """
-    grid = orient_kernel(check_kernel(kernel), bool(convolve))
-    stride = standardize_pair(stride, "stride")
-    dilation = standardize_pair(dilation, "dilation")
-    padding = check_padding(padding)
-    border = check_border_use(border, padding)
-    _check_raw_range(output_path, range_mode)
-    mode = resolve_range(range_mode, grid)
-    _check_count(max_pixels, "max_pixels", 1)
-    _check_count(frame, "frame", 0)
-    check_tile_size(tile_size)
-    check_engine(engine)
-    plan = plan_output(input_path, output_path, mode, depth, quality=quality, color=color)
-
-    from convfilter.engine.model import preload_for, wait_for_preload
-
-    try:
-        data = read_input(
-            input_path, color=color, frame=frame, max_pixels=max_pixels, on_open=preload_for, keep_dtype=True
-        )
-        out_shape = _prefixed(input_path, check_fits, data.shape, grid.shape, stride, padding, dilation)
-        used_depth, out_mode = output_target(plan, data, input_path)
-    except BaseException:
-        wait_for_preload()  # standard error is silenced while the import runs
-        raise
-    conv = (grid, stride, padding, dilation)
-    values = pixels = None
-    if renders_in_tiles(plan, used_depth, data.shape, grid.shape, stride, padding, dilation, tile_size):
-        pixels, minimum, maximum = filter_pixels(
-            data, plan, used_depth, *conv, bias, border=border, tile_size=tile_size, engine=engine
-        )
-    else:
-        data.channels = data.channels.astype(np.float32, copy=False)
-        values = filter_batch(data.channels, *conv, bias, border=border, engine=engine, tile_size=tile_size)
-        minimum, maximum = float(np.nanmin(values)), float(np.nanmax(values))
-    alpha = None
-    if data.alpha is not None:
-        alpha = resample_alpha(data.alpha, grid.shape, stride, padding, dilation)
-    used_mode = write_output(plan, data, values, used_depth, out_mode, alpha, pixels=pixels)
-    return FilterResult(
-        input=input_path,
-        output=output_path,
-        input_shape=data.shape,
-        output_shape=out_shape,
-        range_mode=used_mode,
-        depth=used_depth,
-        minimum=minimum,
-        maximum=maximum,
-        mode=out_mode or "F",
-        channels=len(data.channels),
-        frame=data.frame,
-        frames=data.frames,
-        input_values=data.channels,
-        values=values,
-        input_max=data.max_value,
-    )
-
-
-def pool_file(
-    input_path: str,
-    output_path: str,
-    kind: str,
-    size: int = 2,
-    *,
-    stride: int | Sequence[int] | None = None,
-    padding: str = "valid",
-    depth: int | None = None,
-    overwrite: bool = True,
-) -> FilterResult:
-    """Max- or average-pool the image or matrix at ``input_path`` into ``output_path``.
-
-    Pooled values stay within the input's range, so images are written with
-    the ``clip`` mapping; matrix outputs get the raw float32 values. With
-    ``overwrite=False`` an existing ``output_path`` is refused before any work
-    (and never replaced, even one created meanwhile).
-    """
-    kind, pool_size, stride, padding = check_pool(kind, size, stride, padding)
-    plan = plan_output(input_path, output_path, "clip", depth)
-    if not overwrite and os.path.lexists(output_path):
-        raise ConvFilterError(exists_message(output_path))
-    data = read_input(input_path)
-    out_shape = _prefixed(input_path, pool_shape, data.shape, pool_size, stride, padding)
-    used_depth, out_mode = output_target(plan, data, input_path)
-    values = pool_batch(data.channels, kind, pool_size, stride, padding)
-    used_mode = write_output(plan, data, values, used_depth, out_mode, replace=overwrite)
-    return FilterResult(
-        input=input_path,
-        output=output_path,
-        input_shape=data.shape,
-        output_shape=out_shape,
-        range_mode=used_mode,
-        depth=used_depth,
-        minimum=float(np.nanmin(values)),
-        maximum=float(np.nanmax(values)),
-        mode=out_mode or "F",
-        input_values=data.channels,
-        values=values,
-        input_max=data.max_value,
-    )
-
-
-def _check_count(value: int | None, name: str, minimum: int) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(
-            f"The `{name}` argument must be an integer >= {minimum} or None. Received: {name}={value!r}"
-        )
 
 
 def _output_mode(path: str, fmt: str, band_mode: str, depth: int | str, input_path: str) -> str:

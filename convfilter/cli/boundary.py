@@ -1,0 +1,51 @@
+"""The one place where the library's exceptions become Click's, and so exit codes.
+
+:class:`~convfilter.errors.ArgumentError` (a bad option value) becomes a
+usage error, exit 2, printed with the command's usage line (as
+``Invalid value for '--kernel': ...`` when it names its option);
+:class:`~convfilter.errors.ConvFilterError` (a problem with a file) becomes
+``Error: <message>``, exit 1. Every convfilter command is a :class:`Command`,
+so its callback simply lets them propagate.
+"""
+
+from __future__ import annotations
+
+import click
+
+from convfilter.errors import ArgumentError, ConvFilterError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def as_click_error(exc: Exception, ctx: click.Context | None = None) -> click.ClickException:
+    """The Click exception that reports ``exc`` (an :class:`ArgumentError` or a :class:`ConvFilterError`)."""
+    if isinstance(exc, ArgumentError):
+        if exc.param:
+            return click.BadParameter(str(exc), ctx=ctx, param_hint=f"'{exc.param}'")
+        return click.UsageError(str(exc), ctx=ctx)
+    return click.ClickException(str(exc))
+
+
+class Command(click.Command):
+    """A Click command whose library errors are reported as :func:`as_click_error` says."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (ArgumentError, ConvFilterError) as exc:
+            raise as_click_error(exc, ctx) from None
+
+
+class Group(click.Group):
+    """A Click group whose commands (and subgroups) are :class:`Command` / :class:`Group`."""
+
+    command_class = Command
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (ArgumentError, ConvFilterError) as exc:  # raised by a group's own callback
+            raise as_click_error(exc, ctx) from None
+
+
+Group.group_class = Group
