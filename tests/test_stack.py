@@ -29,6 +29,7 @@ def stack_shapes(stages, shape):
 def stack_is_averaging(stages):
     return ChainSpec(tuple(stages)).averaging
 
+
 RNG = np.random.default_rng(7)
 IMAGE = RNG.uniform(0, 255, (23, 29))
 

@@ -48,7 +48,7 @@ def _progress(epochs: int, total: int, loss: float) -> None:
     click.echo(f"\repoch {epochs}/{total}  loss {loss:.3e}  ", err=True, nl=False)
 
 
-def learn_command(conv_options: Callable) -> click.Command:
+def learn_command(conv_options: Callable) -> click.Command:  # long: mostly option declarations
     """The ``learn`` command."""
 
     @click.command(

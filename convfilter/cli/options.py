@@ -63,7 +63,7 @@ RANGE_HELP = (
 )
 
 
-def conv_options(command):
+def conv_options(command):  # long: one declarative list of options, no logic
     """Options every filtering command shares: the Conv2D's settings and the output mapping."""
     options = [
         click.option(
@@ -310,7 +310,7 @@ def _check_format(ctx: click.Context, param: click.Parameter, value: str | None)
     return ext
 
 
-def batch_options(command: Callable) -> Callable:
+def batch_options(command: Callable) -> Callable:  # long: a declarative list of options
     """Options for many files and pipes; their values reach ``command`` as one ``batch`` argument."""
     fields = ", ".join("{" + name + "}" for name in TEMPLATE_FIELDS)
     options = [

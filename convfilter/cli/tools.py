@@ -196,7 +196,7 @@ Examples:
 )
 @click.option("--bias", type=float, default=0.0, show_default=True, help="A non-zero bias adds 1 weight.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def explain_command(
+def explain_command(  # long: a dozen options resolved into one explain() call
     image,
     shape,
     kernel_size,

@@ -129,7 +129,9 @@ def check_quality(path: str, fmt: str, quality: int | None) -> None:
     if quality is None:
         return
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
-        raise ArgumentError(f"The `quality` argument must be an integer 1..100. Received: quality={quality!r}")
+        raise ArgumentError(
+            f"The `quality` argument must be an integer 1..100. Received: quality={quality!r}"
+        )
     if fmt not in FORMATS_WITH_QUALITY:
         raise ArgumentError(f"{path}: --quality applies to JPEG and WebP output only, not {fmt}")
 

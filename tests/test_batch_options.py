@@ -1,5 +1,5 @@
-"""Batches with what main added: --color, matrix files, custom kernels, borders, --convolve, --scale,
-frames, --quality, --max-pixels. Through CliRunner; pixels against the NumPy reference in tests/reference.py.
+"""Every filtering option on every file of a batch: --color, matrix files, custom kernels, borders,
+--convolve, --scale, frames, --quality, --max-pixels. Through CliRunner; pixels against tests/reference.py.
 """
 
 from __future__ import annotations
