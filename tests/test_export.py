@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from reference import correlate
 
+from convfilter.engine.model import keras_module
 from convfilter.errors import ConvFilterError
 from convfilter.export import check_model_path, export_stack
-from convfilter.engine.model import keras_module
 from convfilter.ops.spec import Conv2DSpec, PoolSpec
 
 RNG = np.random.default_rng(3)

@@ -16,9 +16,9 @@ from PIL import Image
 from reference import correlate
 
 from convfilter.cli import cli
-from convfilter.io.color import resample_alpha
 from convfilter.engine.conv import filter_array
 from convfilter.errors import ImageTooSmallError
+from convfilter.io.color import resample_alpha
 
 
 @st.composite

@@ -8,10 +8,10 @@ from reference import correlate
 from reference_pool import pool
 
 from convfilter.engine.conv import filter_array
-from convfilter.errors import ImageTooSmallError
-from convfilter.ops.kernels import KERNELS
 from convfilter.engine.stack import build_stack
 from convfilter.engine.stack import run_stack as run_chain
+from convfilter.errors import ImageTooSmallError
+from convfilter.ops.kernels import KERNELS
 from convfilter.ops.spec import ChainSpec, Conv2DSpec, PoolSpec
 
 

@@ -1,4 +1,4 @@
-"""Tiled filtering: bit-identical to the whole image at once, with small tiles on moderate arrays."""
+"""Tiled filtering: the whole image's sums (to float32 rounding), with small tiles on moderate arrays."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from click.testing import CliRunner
 from PIL import Image
 from reference import correlate
 
-from convfilter.ops.borders import pad_batch
 from convfilter.cli import cli
 from convfilter.engine.conv import filter_batch
 from convfilter.engine.layouts import convolve
-from convfilter.ops.geometry import padding_amounts
-from convfilter.run.single import filter_file
 from convfilter.engine.tiles import check_tile_size, filter_tiles, plan_tiles
+from convfilter.ops.borders import pad_batch
+from convfilter.ops.geometry import padding_amounts
 from convfilter.ops.spec import Conv2DSpec
+from convfilter.run.single import filter_file
 
 CONFIGS = [
     # (kernel shape, stride, dilation, padding)

@@ -78,7 +78,7 @@ def main() -> None:
 
     Runs :data:`cli`; when TensorFlow was loaded, the process then ends with
     ``os._exit`` after flushing its output: TensorFlow's interpreter teardown
-    takes about 0.7 s and has nothing left to do. By then every command has
+    takes a noticeable part of a second and has nothing left to do. By then every command has
     returned: batch worker threads are joined, outputs renamed into place,
     temporary files removed, a background TensorFlow import finished. The exit
     code (0, 1, 2, 130) is kept. Only this entry point exits that way, never

@@ -14,21 +14,19 @@ import click
 import numpy as np
 
 from convfilter.cli.boundary import CONTEXT_SETTINGS, Command, Group
-from convfilter.errors import ImageTooSmallError
+from convfilter.errors import ArgumentError, ImageTooSmallError
 from convfilter.ops.borders import BORDERS
 from convfilter.ops.geometry import PADDINGS
-from convfilter.ops.kernels import KERNELS, MAX_KERNEL_SIZE, NamedKernel, format_grid
+from convfilter.ops.kernels import KERNELS, MAX_KERNEL_SIZE, NamedKernel, format_grid, get_kernel
 
 
 def _named_kernel(ctx: click.Context, param: click.Parameter, value):
     if value is None:
         return None
-    try:
-        return KERNELS[value]
-    except KeyError:
-        raise click.BadParameter(
-            f"unknown kernel {value!r}; known kernels: {', '.join(KERNELS)}", ctx=ctx, param=param
-        ) from None
+    try:  # a callback runs while Click parses, before the error boundary
+        return get_kernel(value)
+    except ArgumentError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
 def _build_named(kernel: NamedKernel, params: dict) -> tuple[np.ndarray, dict]:

@@ -51,8 +51,8 @@ ENGINES = ("auto", "blocked", "plain")
 def block_size(kernel_width: int, stride: int = 1, dilation: int = 1) -> int:
     """Output columns per block ``B`` for a kernel row of ``kernel_width`` taps.
 
-    Measured on a 2-core AVX-512 machine (``benchmarks/engine.py``): 8 is
-    fastest for narrow kernels, 16 for wider ones.
+    ``benchmarks/engine.py`` found 8 fastest for narrow kernels and 16 for
+    wider ones (the README's Performance section has the figures).
     """
     span = dilated_extent(kernel_width, dilation)
     return 8 if span <= 5 else 16
@@ -87,8 +87,8 @@ WINDOW_CHANNELS = 16
 MIN_WINDOW_BLOCK = 12
 """Fewer outputs per 16-column window measured slower than the alternatives."""
 WIDE_WINDOW = (24, 16)
-"""(channels, outputs) of the windowed layout for kernels 6 to 9 columns wide: measured on par with
-the block-Toeplitz layout for 7x7 and 15-40% faster for 9x9; wider kernels use block-Toeplitz."""
+"""(channels, outputs) of the windowed layout for kernels 6 to 9 columns wide, where it is at least
+as fast as the block-Toeplitz layout (``benchmarks/engine.py``); wider kernels use block-Toeplitz."""
 
 
 def window_block(
@@ -198,8 +198,8 @@ def aligned_empty(shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
     """An uninitialised array whose data starts on a 64-byte boundary.
 
     TensorFlow wraps such a NumPy array without copying it; an array on
-    NumPy's default 16-byte alignment is copied on every model call (measured:
-    7 ms for a 2048x2048 float32 image, as long as a fast convolution).
+    NumPy's default 16-byte alignment is copied on every model call, which
+    for a large image costs about as much as a fast convolution.
     """
     dtype = np.dtype(dtype)
     count = int(np.prod(shape))
@@ -211,8 +211,7 @@ def aligned_empty(shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
 _scratch = threading.local()
 _pool: ThreadPoolExecutor | None = None
 PARALLEL_FILL_FLOATS = 1 << 20
-"""Buffers above this size are filled by one thread per core (NumPy copies release the GIL):
-measured 8.1 -> 4.5 ms for a 4096x4096 image on 2 cores."""
+"""Buffers above this size are filled by one thread per core (NumPy copies release the GIL)."""
 
 
 def _fill_in_parallel(fill, dest: np.ndarray, src: np.ndarray, pad_y: tuple[int, int], *args) -> np.ndarray:
@@ -239,7 +238,7 @@ def scratch_buffer(shape: tuple[int, ...]) -> np.ndarray:
     """An aligned float32 input buffer, reused by the next call of the same shape in this thread.
 
     Tiles of one image (and repeated calls) have the same shape; reusing the
-    buffer saves the page faults of a fresh allocation (~10 ms per 64 MB).
+    buffer saves the page faults of a fresh allocation.
     Safe because :func:`convolve` has the model's output in NumPy before it
     returns, so the previous call no longer reads the buffer.
     """

@@ -52,7 +52,7 @@ def preload() -> None:
 
 PRELOAD_PIXELS = 1 << 22
 """Images from this many pixels (2048x2048) start the TensorFlow import as soon as they open: their
-decode (a second for 8192x8192) then overlaps the import. Smaller images decode in milliseconds,
+decode then overlaps the import. Smaller images decode in milliseconds,
 and a file that fails to decode should fail at once, without waiting for an import it started."""
 
 

@@ -368,16 +368,6 @@ def same_file(a: str, b: str) -> bool:
         return False
 
 
-def write_pixels(
-    path: str, pixels: np.ndarray, fmt: str, *, dpi: tuple | None = None, replace: bool = True, **params
-) -> None:
-    """Encode ``pixels`` (``uint8``, ``uint16`` or ``float32``) as ``fmt`` and move it into place at ``path``.
-
-    See :func:`write_image`.
-    """
-    write_image(path, pixels, fmt, dpi=dpi, replace=replace, **params)
-
-
 def write_image(
     path: str,
     image: Image.Image | np.ndarray,

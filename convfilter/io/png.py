@@ -1,13 +1,13 @@
 """PNG outputs through libpng (via imagecodecs), with the row filter chosen by the compression level.
 
 Pillow's PNG encoder tries every row filter on every row and keeps the best
-one, with no option to choose; on an 8192 x 8192 photograph that choice alone
-costs about 0.9 s, more than the convolution. libpng lets the writer pick:
+one, with no option to choose; on a large photograph that choice alone costs
+more than the convolution (the README's Performance section has the figures).
+libpng lets the writer pick:
 
 * level 0: no compression, no filter (the fastest write, the largest file);
 * level 1: zlib level 1 with the run-length strategy and the ``Sub`` filter,
-  OpenCV's default (on the 8192 x 8192 benchmark output 0.56 s against
-  Pillow's 1.55 s at level 1; files 10-15% larger than Pillow's);
+  OpenCV's default (several times faster than Pillow, files somewhat larger);
 * levels 2..9: zlib's level with libpng's adaptive filter choice, like Pillow.
 
 Pixels arrive as NumPy arrays in the layout of :func:`png_mode`; the input's

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from convfilter.errors import ConvFilterError
-from convfilter.io.images import write_pixels
+from convfilter.io.images import write_image
 
 
 def parts(directory: Path) -> list[str]:
@@ -27,7 +27,7 @@ def test_failing_encode_leaves_the_old_file_and_no_temp_files(tmp_path):
     Image.fromarray(np.full((4, 4), 7, np.uint8)).save(out)
     before = out.read_bytes()
     with pytest.raises(ConvFilterError) as info:
-        write_pixels(str(out), np.zeros((4, 4), np.float32), "PNG")  # PNG cannot hold mode F
+        write_image(str(out), np.zeros((4, 4), np.float32), "PNG")  # PNG cannot hold mode F
     assert str(info.value) == f"{out}: cannot write (cannot write mode F as PNG)"
     assert out.read_bytes() == before
     assert parts(tmp_path) == []
@@ -43,12 +43,12 @@ def test_write_failing_half_way_leaves_the_old_file(tmp_path):
         import resource, signal, sys
         import numpy as np
         from convfilter.errors import ConvFilterError
-        from convfilter.io.images import write_pixels
+        from convfilter.io.images import write_image
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
         noise = np.random.default_rng(0).integers(0, 256, (256, 256), dtype=np.uint8)
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
         try:
-            write_pixels(sys.argv[1], noise, "PNG")
+            write_image(sys.argv[1], noise, "PNG")
         except ConvFilterError as exc:
             print(exc)
         """
@@ -73,12 +73,12 @@ def test_a_kill_at_any_moment_leaves_a_whole_file(tmp_path):
         """
         import sys
         import numpy as np
-        from convfilter.io.images import write_pixels
+        from convfilter.io.images import write_image
         images = [np.load(sys.argv[2]), np.load(sys.argv[3])]
         print("ready", flush=True)
         i = 1
         while True:
-            write_pixels(sys.argv[1], images[i % 2], "PNG", compress_level=9)
+            write_image(sys.argv[1], images[i % 2], "PNG", compress_level=9)
             i += 1
         """
     )
@@ -104,6 +104,6 @@ def test_existing_permissions_are_kept(tmp_path):
     out = tmp_path / "out.png"
     Image.fromarray(np.zeros((2, 2), np.uint8)).save(out)
     out.chmod(0o640)
-    write_pixels(str(out), np.ones((3, 3), np.uint8), "PNG")
+    write_image(str(out), np.ones((3, 3), np.uint8), "PNG")
     assert out.stat().st_mode & 0o777 == 0o640
     assert np.asarray(Image.open(out)).shape == (3, 3)

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from convfilter.cli import cli
-from convfilter.errors import ImageTooSmallError
 from convfilter.engine.pool import pool_array
+from convfilter.errors import ImageTooSmallError
 
 
 def run(*args):

@@ -12,11 +12,11 @@ import pytest
 from PIL import Image
 from reference import correlate
 
+from convfilter.errors import ConvFilterError
+from convfilter.io.images import write_image
 from convfilter.ops.spec import Conv2DSpec
 from convfilter.run.jobs import Job, OutputSettings, PlanError, check_jobs, expand_inputs, plan_outputs
 from convfilter.run.runner import Runner
-from convfilter.errors import ConvFilterError
-from convfilter.io.images import write_pixels
 
 BOX = np.full((3, 3), 1 / 9)
 
@@ -254,7 +254,7 @@ def test_no_clobber_write_refuses_a_file_created_meanwhile(tmp_path):
     target = tmp_path / "t.png"
     target.write_bytes(b"someone else's")
     with pytest.raises(ConvFilterError, match="already exists"):
-        write_pixels(str(target), np.zeros((3, 3), np.uint8), "PNG", replace=False)
+        write_image(str(target), np.zeros((3, 3), np.uint8), "PNG", replace=False)
     assert target.read_bytes() == b"someone else's"
     assert os.listdir(tmp_path) == ["t.png"]  # no temporary file left
 

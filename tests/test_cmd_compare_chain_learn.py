@@ -15,8 +15,8 @@ from reference import correlate
 from reference_pool import pool
 
 from convfilter.cli import cli
-from convfilter.ops.kernels import KERNELS
 from convfilter.engine.model import keras_module
+from convfilter.ops.kernels import KERNELS
 
 ASCENT = Path(__file__).resolve().parent.parent / "sample_images" / "ascent.png"
 SOBEL_X = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
