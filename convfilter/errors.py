@@ -46,3 +46,10 @@ def input_file_error(path: str, exc: OSError, what: str) -> ConvFilterError:
     if isinstance(exc, PermissionError):
         return ConvFilterError(f"{path}: permission denied")
     return ConvFilterError(f"{path}: cannot read ({exc.strerror or one_line(exc)})")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (a newline in a file name) escaped: a message stays one line."""
+    return "".join(
+        ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text
+    )

@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import click
 
-from convfilter.errors import ArgumentError, ConvFilterError
+from convfilter.errors import ArgumentError, ConvFilterError, printable
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def as_click_error(exc: Exception, ctx: click.Context | None = None) -> click.ClickException:
     """The Click exception that reports ``exc`` (an :class:`ArgumentError` or a :class:`ConvFilterError`)."""
+    message = printable(str(exc))
     if isinstance(exc, ArgumentError):
         if exc.param:
-            return click.BadParameter(str(exc), ctx=ctx, param_hint=f"'{exc.param}'")
-        return click.UsageError(str(exc), ctx=ctx)
-    return click.ClickException(str(exc))
+            return click.BadParameter(message, ctx=ctx, param_hint=f"'{exc.param}'")
+        return click.UsageError(message, ctx=ctx)
+    return click.ClickException(message)
 
 
 class Command(click.Command):

@@ -22,6 +22,7 @@ import click
 
 from convfilter.cli.options import BatchOptions
 from convfilter.engine.model import wait_for_preload
+from convfilter.errors import printable
 from convfilter.ops.spec import Operation
 from convfilter.run.files import FilterResult
 from convfilter.run.jobs import (
@@ -139,8 +140,8 @@ def _single(
             click.echo(json.dumps(result.as_dict()))
         if result.status == FAILED:
             if too_small_param is not None and result.too_small:
-                raise click.BadParameter(result.error, param_hint=too_small_param)
-            raise click.ClickException(result.error)
+                raise click.BadParameter(printable(result.error), param_hint=too_small_param)
+            raise click.ClickException(printable(result.error))
         if result.data is not None:
             stdout = sys.stdout.buffer
             stdout.write(result.data)
@@ -205,7 +206,7 @@ def _batch(name: str, paths: Sequence[str], opts, job: Job, describe) -> None:
         if opts.json_lines:
             click.echo(json.dumps(result.as_dict()))
         if result.status == FAILED:
-            _note(f"Error: {result.error}")
+            _note(f"Error: {printable(result.error)}")
             return
         if not opts.quiet:
             _frame_note(result, job.output)

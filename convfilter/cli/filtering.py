@@ -43,7 +43,7 @@ def check_single_side_outputs(paths: Sequence[str], batch: BatchOptions, compare
         return
     if not is_single(paths, batch):
         raise click.UsageError("--compare and --export work on one file: give INPUT OUTPUT, not a batch.")
-    check_side_outputs(paths[0], paths[1], compare, export, **settings)
+    check_side_outputs(paths[0], paths[1], compare, export, overwrite=batch.overwrite, **settings)
 
 
 def run_op(

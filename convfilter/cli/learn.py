@@ -9,7 +9,7 @@ import click
 
 from convfilter.cli.boundary import CONTEXT_SETTINGS, Command
 from convfilter.cli.options import picked_params, show_options
-from convfilter.cli.side import check_distinct, check_side_outputs
+from convfilter.cli.side import check_distinct, check_side_outputs, refuse_existing
 from convfilter.export import export_stack
 from convfilter.figures import compare_figure, stage_settings
 from convfilter.learn import (
@@ -103,6 +103,9 @@ def learn_command(conv_options: Callable) -> click.Command:  # long: mostly opti
         show_default=True,
         help="Seed of the initial weights.",
     )
+    @click.option(
+        "--overwrite", is_flag=True, help="Replace -o KERNEL, --compare and --export files that exist."
+    )
     @show_options
     def learn(
         before_path,
@@ -113,6 +116,7 @@ def learn_command(conv_options: Callable) -> click.Command:  # long: mostly opti
         epochs,
         learning_rate,
         seed,
+        overwrite,
         compare_path,
         export_path,
         stride,
@@ -125,8 +129,17 @@ def learn_command(conv_options: Callable) -> click.Command:  # long: mostly opti
         check_border_use(border, padding)
         if kernel_path:
             check_kernel_path(kernel_path)
+        refuse_existing([kernel_path], overwrite)
         check_distinct({"BEFORE": before_path, "AFTER": after_path}, {"--output": kernel_path})
-        check_side_outputs(before_path, after_path, compare_path, export_path, border=border, padding=padding)
+        check_side_outputs(
+            before_path,
+            after_path,
+            compare_path,
+            export_path,
+            border=border,
+            padding=padding,
+            overwrite=overwrite,
+        )
         before, after = read_pair(before_path, after_path)
         progress = _progress if sys.stderr.isatty() else None
         try:

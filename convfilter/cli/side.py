@@ -6,7 +6,7 @@ import os
 
 import click
 
-from convfilter.errors import ArgumentError
+from convfilter.errors import ArgumentError, ConvFilterError
 from convfilter.export import check_model_path, export_stack
 from convfilter.figures import check_figure_path, compare_figure
 from convfilter.io.matrices import is_matrix_path
@@ -26,6 +26,13 @@ def check_distinct(inputs: dict[str, str | None], extras: dict[str, str | None])
         taken[key] = name
 
 
+def refuse_existing(paths: list[str | None], overwrite: bool) -> None:
+    """A :class:`ConvFilterError` for the first of ``paths`` that exists, unless ``overwrite``."""
+    for path in paths:
+        if path and not overwrite and os.path.lexists(path):
+            raise ConvFilterError(f"{path}: already exists (use --overwrite to replace it)")
+
+
 def check_side_outputs(
     input_path: str,
     output_path: str | None,
@@ -35,8 +42,12 @@ def check_side_outputs(
     color: bool = False,
     border: str = "zero",
     padding: str = "valid",
+    overwrite: bool = False,
 ) -> None:
     """Before any work: the figure and model paths are usable and distinct, and the settings allow them.
+
+    Like every file convfilter writes, an existing figure or model is refused
+    unless ``overwrite``.
 
     ``--compare`` draws one channel, so it is refused with ``--color``;
     ``--export`` is refused with a non-zero ``--border``, which has no
@@ -53,6 +64,7 @@ def check_side_outputs(
         check_figure_path(compare_path)
     if export_path:
         check_model_path(export_path)
+    refuse_existing([compare_path, export_path], overwrite)
     check_distinct(
         {"INPUT": input_path, "OUTPUT": output_path}, {"--compare": compare_path, "--export": export_path}
     )

@@ -73,6 +73,11 @@ def check_kernel(kernel: np.ndarray | Sequence) -> np.ndarray:
         )
     if not np.isfinite(grid).all():
         raise ArgumentError("kernel values must be finite (no NaN or infinity)")
+    with np.errstate(over="ignore"):
+        too_large = not np.isfinite(grid.astype(np.float32)).all()
+    if too_large:
+        largest = float(np.abs(grid).max())
+        raise ArgumentError(f"kernel values must fit the layer's float32 (|w| <= 3.4e38), got {largest:g}")
     return grid
 
 
@@ -84,6 +89,9 @@ def check_bias(bias: float) -> float:
         raise ArgumentError(f"bias must be a finite number, got {bias!r}") from None
     if not np.isfinite(value):
         raise ArgumentError(f"bias must be a finite number, got {value!r}")
+    with np.errstate(over="ignore"):
+        if not np.isfinite(np.float32(value)):
+            raise ArgumentError(f"bias must fit the layer's float32 (|b| <= 3.4e38), got {value:g}")
     return value
 
 

@@ -185,7 +185,7 @@ def expand_inputs(
     out). A path given twice is kept once. Without ``recursive`` a directory
     is kept as is (planning reports it).
     """
-    excluded = {_key(path) for path in exclude}
+    excluded = {os.path.realpath(path) for path in exclude}
     extensions = readable_extensions()
     seen: set[str] = set()
     found: list[tuple[str, str | None]] = []
@@ -209,13 +209,26 @@ def _walk_images(root: str, extensions: frozenset[str], excluded: set[str]) -> I
     problems: list[OSError] = []
     for directory, subdirs, files in os.walk(root, onerror=problems.append):
         subdirs[:] = sorted(
-            d for d in subdirs if not d.startswith(".") and _key(os.path.join(directory, d)) not in excluded
+            d
+            for d in subdirs
+            if not d.startswith(".") and os.path.realpath(os.path.join(directory, d)) not in excluded
         )
         for name in sorted(files):
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in extensions:
                 yield os.path.join(directory, name)
     for problem in problems:  # an unreadable directory is reported, not silently left out
         yield problem.filename
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """The file ``path`` is (device, inode), through symbolic and hard links; ``None`` if there is none."""
+    if path == STDIO:
+        return None
+    try:
+        status = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (status.st_dev, status.st_ino)
 
 
 def _key(path: str) -> str:
@@ -311,6 +324,7 @@ def check_jobs(job: Job, *, skip_existing: bool = False, make_dirs: bool = False
     file with ``usage`` set.
     """
     inputs = {_key(file.input) for file in job.files if file.input != STDIO}
+    inputs |= {identity for file in job.files if (identity := _identity(file.input)) is not None}
     mode = job.range_mode
     for file in job.files:
         if file.error is not None or file.output is None:
@@ -341,7 +355,7 @@ def _check_file(
         except OSError as exc:
             raise ConvFilterError(f"{output}: cannot create directory {parent} ({exc.strerror})") from None
     plan = plan_output(file.input, output, mode, out.depth, quality=out.quality, color=out.color)
-    if _key(output) in inputs:
+    if _key(output) in inputs or _identity(output) in inputs:
         raise ConvFilterError(f"{output}: is an input of this run; refusing to overwrite it")
     if os.path.lexists(output):
         if skip_existing:

@@ -272,6 +272,12 @@ class Runner:
         ``(pixels, min, max)`` of ``rendered``."""
         s, data, plan = self.settings, decoded.data, job.plan
         values = outputs[-1] if outputs else None
+        if values is not None and not np.isfinite(values).any() and np.isfinite(data.channels).all():
+            message = (
+                f"{_shown(job.input)}: the result is not finite anywhere (the sums overflow float32); "
+                "use smaller weights"
+            )
+            return FileResult(job.input, job.output, FAILED, data.shape, error=message)
         pixels, minimum, maximum = rendered or (None, None, None)
         alpha = None
         if data.alpha is not None:

@@ -1,0 +1,126 @@
+"""Nothing clobbered, nothing accepted wrong: links between inputs and outputs, side outputs that exist,
+weights that overflow the layer's float32, control characters in names."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+from click.testing import CliRunner
+from PIL import Image
+
+from convfilter.cli import cli
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="convfilter")
+
+
+def save(path, shape=(12, 12), seed=0, value=None):
+    rng = np.random.default_rng(seed)
+    pixels = np.full(shape, value, np.uint8) if value is not None else rng.integers(0, 256, shape, np.uint8)
+    Image.fromarray(pixels).save(path)
+    return pixels
+
+
+def digest(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_an_input_that_links_to_another_jobs_output_is_never_written(tmp_path):
+    save(tmp_path / "a.png", seed=1)
+    (tmp_path / "out").mkdir()
+    save(tmp_path / "out" / "a.png", seed=2)
+    os.symlink(tmp_path / "out" / "a.png", tmp_path / "link.png")
+    before = digest(tmp_path / "out" / "a.png")
+    result = invoke("blur", tmp_path / "a.png", tmp_path / "link.png", "-o", tmp_path / "out", "--overwrite")
+    assert result.exit_code == 1
+    assert (
+        f"Error: {tmp_path / 'out' / 'a.png'}: is an input of this run; refusing to overwrite it"
+        in result.output
+    )
+    assert digest(tmp_path / "out" / "a.png") == before
+
+
+def test_hard_links_and_an_output_folder_that_links_to_the_inputs_folder(tmp_path):
+    save(tmp_path / "a.png", seed=3)
+    before = digest(tmp_path / "a.png")
+    os.link(tmp_path / "a.png", tmp_path / "hard.png")
+    os.symlink(tmp_path, tmp_path / "here")
+    hard = invoke("blur", tmp_path / "hard.png", "-o", tmp_path, "--overwrite")
+    here = invoke("blur", tmp_path / "a.png", "-o", tmp_path / "here", "--overwrite")
+    template = invoke("blur", tmp_path / "a.png", "--output-template", "{dir}/{name}", "--overwrite")
+    for result in (hard, here, template):
+        assert result.exit_code == 1
+        assert "refusing to overwrite it" in result.output
+    assert digest(tmp_path / "a.png") == before
+
+
+def test_recursive_leaves_out_an_output_folder_reached_through_a_link(tmp_path):
+    (tmp_path / "in" / "done").mkdir(parents=True)
+    save(tmp_path / "in" / "a.png")
+    os.symlink(tmp_path / "in" / "done", tmp_path / "out")
+    first = invoke("blur", tmp_path / "in", "-r", "-o", tmp_path / "out")
+    assert first.exit_code == 0, first.output
+    again = invoke("blur", tmp_path / "in", "-r", "-o", tmp_path / "out", "--skip-existing")
+    assert again.exit_code == 0, again.output
+    assert "0 written, 0 failed, 1 skipped" in again.output
+
+
+def test_side_outputs_that_exist_are_refused_before_any_work(tmp_path):
+    save(tmp_path / "a.png")
+    for option, name in (("--compare", "fig.png"), ("--export", "model.keras")):
+        (tmp_path / name).write_bytes(b"keep me")
+        result = invoke("blur", tmp_path / "a.png", tmp_path / "o.png", option, tmp_path / name)
+        assert result.exit_code == 1
+        assert f"Error: {tmp_path / name}: already exists (use --overwrite to replace it)" in result.output
+        assert (tmp_path / name).read_bytes() == b"keep me"
+        assert not (tmp_path / "o.png").exists()
+
+
+def test_learn_refuses_an_existing_kernel_file(tmp_path):
+    np.save(tmp_path / "before.npy", np.arange(36.0).reshape(6, 6))
+    np.save(tmp_path / "after.npy", np.arange(16.0).reshape(4, 4))
+    (tmp_path / "k.csv").write_text("keep me")
+    result = invoke(
+        "learn", tmp_path / "before.npy", tmp_path / "after.npy", "--size", "3", "-o", tmp_path / "k.csv"
+    )
+    assert result.exit_code == 1
+    assert "k.csv: already exists (use --overwrite to replace it)" in result.output
+    assert (tmp_path / "k.csv").read_text() == "keep me"
+
+
+def test_weights_and_bias_that_overflow_float32_are_usage_errors(tmp_path):
+    save(tmp_path / "a.png")
+    kernel = invoke("custom", "--kernel", "1e39", tmp_path / "a.png", tmp_path / "o.png")
+    assert kernel.exit_code == 2
+    assert "Error: kernel values must fit the layer's float32 (|w| <= 3.4e38), got 1e+39" in kernel.output
+    bias = invoke("blur", "--bias", "1e39", tmp_path / "a.png", tmp_path / "o.png")
+    assert bias.exit_code == 2
+    assert "Error: bias must fit the layer's float32 (|b| <= 3.4e38), got 1e+39" in bias.output
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_a_result_that_overflows_everywhere_fails_that_file(tmp_path):
+    save(tmp_path / "a.png", value=200)
+    result = invoke("custom", "--kernel", "3e38,3e38", tmp_path / "a.png", tmp_path / "o.png")
+    assert result.exit_code == 1
+    assert (
+        f"Error: {tmp_path / 'a.png'}: the result is not finite anywhere (the sums overflow float32); "
+        "use smaller weights" in result.output
+    )
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_a_newline_in_a_file_name_stays_on_one_error_line(tmp_path):
+    name = str(tmp_path / "a\nb.png")
+    done = subprocess.run(
+        [sys.executable, "-m", "convfilter", "blur", name, str(tmp_path / "o.png")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert done.stderr == f"Error: {tmp_path}/a\\nb.png: no such file\n"
