@@ -124,3 +124,14 @@ def test_a_newline_in_a_file_name_stays_on_one_error_line(tmp_path):
     )
     assert done.returncode == 1
     assert done.stderr == f"Error: {tmp_path}/a\\nb.png: no such file\n"
+
+
+def test_output_folders_are_created_only_when_a_file_is_written(tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"junk")
+    failed = invoke("blur", tmp_path / "bad.png", "-o", tmp_path / "new" / "sub")
+    assert failed.exit_code == 1
+    assert not (tmp_path / "new").exists()
+    save(tmp_path / "a.png")
+    written = invoke("blur", tmp_path / "a.png", "-o", tmp_path / "new" / "sub")
+    assert written.exit_code == 0, written.output
+    assert (tmp_path / "new" / "sub" / "a.png").is_file()

@@ -182,3 +182,33 @@ def test_buffers_filled_by_row_bands_in_parallel(monkeypatch, kernel_shape, pad_
     expected = correlate(np.pad(image.astype(float), (pad_y, (2, 3))), kernel)
     assert result.shape == expected.shape
     assert np.abs(result - expected).max() < 1e-6 * np.abs(kernel).sum() * 255
+
+
+@pytest.mark.parametrize("engine", ["auto", "plain"])
+@pytest.mark.parametrize(
+    "kernel_shape, stride, dilation, padding",
+    [((3, 3), (7, 5), (1, 1), "valid"), ((2, 3), (9, 1), (2, 1), "same"), ((1, 1), (40, 40), (1, 1), "same")],
+)
+def test_strides_wider_than_the_window_match_reference(engine, kernel_shape, stride, dilation, padding):
+    """Windows that lie apart are gathered first; the sums stay the reference's."""
+    rng = np.random.default_rng(sum(stride))
+    image = rng.integers(0, 256, (41, 53)).astype(np.float32)
+    kernel = rng.standard_normal(kernel_shape)
+    result = filter_array(image, kernel, stride=stride, padding=padding, dilation=dilation, engine=engine)
+    expected = correlate(image, kernel, stride, padding, dilation)
+    assert result.shape == expected.shape
+    assert np.abs(result - expected).max() < 1e-5 * np.abs(kernel).sum() * 255
+
+
+def test_a_huge_stride_costs_what_the_output_needs():
+    """A 1x1 output of a 512x512 image: the blocked weights no longer grow with the stride."""
+    import tracemalloc
+
+    image = np.random.default_rng(0).integers(0, 256, (512, 512), dtype=np.uint8)
+    tracemalloc.start()
+    result = filter_array(image, np.full((3, 3), 1 / 9), stride=(1_000_000, 1_000_000))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert result.shape == (1, 1)
+    assert result[0, 0] == pytest.approx(image[:3, :3].mean(), rel=1e-6)
+    assert peak < 50 * 2**20

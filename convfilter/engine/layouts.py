@@ -299,6 +299,11 @@ def convolve(
     out_w = (w + sum(pad_x) - span_x) // sx + 1
     if out_h < 1 or out_w < 1:
         raise ValueError(f"a {h}x{w} array is too small for a {kh}x{kw} kernel with dilation {dy}x{dx}")
+    if sy > span_y or sx > span_x:  # windows apart: gather them, so work follows the output, not the stride
+        batch, pad_y, pad_x, stride = _gather_windows(
+            batch, pad_y, pad_x, stride, (span_y, span_x), (out_h, out_w)
+        )
+        (sy, sx) = stride
     rows = (out_h - 1) * sy + span_y
     if engine == "plain" or not _all_finite(batch):
         # NaN or infinity times a zero weight is NaN: in the blocked layouts a
@@ -307,6 +312,39 @@ def convolve(
     if window_layout(kw, sx, dx):
         return _convolve_windowed(batch, kernel, stride, dilation, pad_y, pad_x, rows, bias, out_h, out_w)
     return _convolve_blocked(batch, kernel, stride, dilation, pad_y, pad_x, rows, bias, out_h, out_w)
+
+
+def _gather_windows(batch, pad_y, pad_x, stride, spans, out_shape):
+    """The pixels the windows read when the stride exceeds the dilated kernel, packed side by side.
+
+    Along an axis whose stride ``s`` is larger than the window's span, output
+    ``i`` reads padded positions ``i*s .. i*s + span - 1`` only; they are copied
+    to ``i*span ..`` (zeros where they fall in the padding) and the stride
+    becomes ``span``. Every output is the same sum of the same products.
+    Returns the new batch, its (zero) padding and the new stride.
+    """
+    index = []
+    pads = []
+    new_stride = []
+    for axis, (pad, s, span, out) in enumerate(zip((pad_y, pad_x), stride, spans, out_shape, strict=True)):
+        n = batch.shape[axis + 1]
+        if s > span:
+            positions = (np.arange(out)[:, np.newaxis] * s + np.arange(span)).ravel() - pad[0]
+            index.append(positions)
+            pads.append((0, 0))
+            new_stride.append(span)
+        else:
+            index.append(np.arange(-pad[0], n + pad[1]))
+            pads.append((0, 0))
+            new_stride.append(s)
+    rows, cols = index
+    inside_r = (rows >= 0) & (rows < batch.shape[1])
+    inside_c = (cols >= 0) & (cols < batch.shape[2])
+    gathered = batch[:, np.clip(rows, 0, batch.shape[1] - 1)][:, :, np.clip(cols, 0, batch.shape[2] - 1)]
+    gathered = gathered.astype(np.float32) if not np.issubdtype(gathered.dtype, np.inexact) else gathered
+    gathered[:, ~inside_r] = 0
+    gathered[:, :, ~inside_c] = 0
+    return gathered, pads[0], pads[1], tuple(new_stride)
 
 
 def _all_finite(batch: np.ndarray) -> bool:

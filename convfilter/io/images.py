@@ -349,15 +349,25 @@ def _too_many(path: str, size: tuple[int, int] | None, max_pixels: int | None) -
     )
 
 
-def check_writable(path: str) -> None:
-    """Raise :class:`ConvFilterError` if ``path`` cannot be created or replaced."""
+def check_writable(path: str, *, create_dirs: bool = False) -> None:
+    """Raise :class:`ConvFilterError` if ``path`` cannot be created or replaced.
+
+    With ``create_dirs`` a missing directory is fine when it can be created:
+    its nearest existing ancestor is a writable directory (it is created only
+    when the file is written, so a run that writes nothing leaves no folders).
+    """
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise ConvFilterError(f"{path}: is a directory")
-    if not os.path.isdir(directory):
-        raise ConvFilterError(f"{path}: directory {directory} does not exist")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ConvFilterError(f"{path}: cannot write to directory {directory}")
+    existing = directory
+    while create_dirs and not os.path.lexists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        if existing == directory:
+            raise ConvFilterError(f"{path}: directory {directory} does not exist")
+        raise ConvFilterError(f"{path}: cannot create directory {directory} ({existing} is not a directory)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConvFilterError(f"{path}: cannot write to directory {existing}")
 
 
 def same_file(a: str, b: str) -> bool:

@@ -12,6 +12,7 @@ image for the ``clip`` and ``abs`` range modes.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -129,8 +130,11 @@ def plan_output(
     *,
     quality: int | None = None,
     color: bool = False,
+    create_dirs: bool = False,
 ) -> OutputPlan:
     """Check everything about OUTPUT that needs no decoding; ``range_mode`` must already be resolved.
+
+    ``create_dirs`` accepts a missing output directory that :func:`write_output` will create.
 
     Raises :class:`ArgumentError` for options that a matrix output cannot honour and
     :class:`ConvFilterError` for a file problem.
@@ -148,7 +152,7 @@ def plan_output(
         check_quality(output_path, fmt, quality)
         if depth is not None:
             check_depth(output_path, fmt, depth)
-    check_writable(output_path)
+    check_writable(output_path, create_dirs=create_dirs)
     if same_file(input_path, output_path):
         raise ConvFilterError(f"{output_path}: is the input file; refusing to overwrite it")
     return OutputPlan(output_path, fmt, depth, range_mode, quality)
@@ -261,6 +265,12 @@ def write_output(
     in :func:`render_output`.
     """
     picture, used = render_output(plan, data, values, depth, out_mode, alpha, pixels=pixels)
+    parent = os.path.dirname(plan.path)
+    if parent and not os.path.isdir(parent):
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            raise ConvFilterError(f"{plan.path}: cannot create directory {parent} ({exc.strerror})") from None
     if plan.fmt is None:
         write_matrix(plan.path, picture, replace=replace)
     else:

@@ -316,8 +316,9 @@ def check_jobs(job: Job, *, skip_existing: bool = False, make_dirs: bool = False
     """Decide, without decoding, which files fail or are skipped; sets their ``error``/``skip``/``plan``.
 
     Every check of :func:`convfilter.run.files.plan_output` (format, depth,
-    quality, matrix outputs, writable directory, output is the input), with
-    the directory created first if ``make_dirs``; then that the output is no
+    quality, matrix outputs, writable directory, output is the input); with
+    ``make_dirs`` a missing directory that can be created is fine (it is
+    created when its first file is written); then that the output is no
     input of the run, and what to do with an existing output: skip it with
     ``skip_existing``, replace it with ``overwrite``, otherwise fail. An
     :class:`ArgumentError` (an option the output cannot honour) fails its
@@ -347,14 +348,9 @@ def _check_file(
         raise ArgumentError(
             f"{output}: range {out.range_request!r} applies to image outputs; a matrix file holds raw floats"
         )
-    if make_dirs:
-        parent = os.path.dirname(output)
-        try:
-            if parent:
-                os.makedirs(parent, exist_ok=True)
-        except OSError as exc:
-            raise ConvFilterError(f"{output}: cannot create directory {parent} ({exc.strerror})") from None
-    plan = plan_output(file.input, output, mode, out.depth, quality=out.quality, color=out.color)
+    plan = plan_output(
+        file.input, output, mode, out.depth, quality=out.quality, color=out.color, create_dirs=make_dirs
+    )
     if _key(output) in inputs or _identity(output) in inputs:
         raise ConvFilterError(f"{output}: is an input of this run; refusing to overwrite it")
     if os.path.lexists(output):
