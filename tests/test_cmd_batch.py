@@ -288,7 +288,9 @@ def test_subprocess_find_print0(tmp_path):
         np.testing.assert_array_equal(read(tmp_path / "out" / name), blurred(px))
 
 
-def test_subprocess_sigint_leaves_only_complete_files(tmp_path):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_subprocess_interrupt_leaves_only_complete_files(tmp_path, signum, code):
+    """Ctrl-C, a cancelled CI job (SIGTERM) and a closed terminal (SIGHUP) end alike: 128 + the signal."""
     src, out = tmp_path / "src", tmp_path / "out"
     src.mkdir()
     count = 150
@@ -305,11 +307,11 @@ def test_subprocess_sigint_leaves_only_complete_files(tmp_path):
     while not (out.is_dir() and any(n.endswith(".png") and not n.startswith(".") for n in os.listdir(out))):
         assert proc.poll() is None and time.monotonic() < deadline, "no output appeared"
         time.sleep(0.005)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     sent = time.monotonic()
     _, stderr = proc.communicate(timeout=60)
     assert time.monotonic() - sent < 10
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == code, stderr
     written = sorted(os.listdir(out))
     assert all(n.endswith(".png") and not n.startswith(".") for n in written), written  # no temporary files
     assert 0 < len(written) < count

@@ -20,6 +20,7 @@ import click
 from convfilter import __version__
 from convfilter.cli.boundary import CONTEXT_SETTINGS, Group
 from convfilter.cli.chain import chain_command
+from convfilter.cli.files import handle_termination
 from convfilter.cli.filtering import custom_command, make_kernel_command
 from convfilter.cli.learn import learn_command
 from convfilter.cli.options import conv_options, kernel_options, scale_option
@@ -81,9 +82,11 @@ def main() -> None:
     takes a noticeable part of a second and has nothing left to do. By then every command has
     returned: batch worker threads are joined, outputs renamed into place,
     temporary files removed, a background TensorFlow import finished. The exit
-    code (0, 1, 2, 130) is kept. Only this entry point exits that way, never
+    code (0, 1, 2, 130; 143 and 129 for SIGTERM and SIGHUP, which are handled
+    as Ctrl-C is) is kept. Only this entry point exits that way, never
     :data:`cli` itself (``CliRunner``, library use).
     """
+    handle_termination()
     try:
         cli.main(prog_name="convfilter")
     except SystemExit as exc:

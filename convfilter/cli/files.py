@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -40,7 +41,23 @@ from convfilter.run.jobs import (
 )
 from convfilter.run.runner import Runner
 
-EXIT_INTERRUPTED = 130
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, handled as Ctrl-C is: files being written are finished, nothing partial is left."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def handle_termination() -> None:
+    """Make SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (exit 143 and 129)."""
+
+    def raise_terminated(signum, frame):
+        raise Terminated(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, raise_terminated)
 
 
 def filter_paths(
@@ -68,8 +85,8 @@ def filter_paths(
             _single(paths[0], paths[1], opts, Job([], op, output), describe, too_small_param, keep_stages)
         else:
             _batch(name, paths, opts, Job([], op, output), describe)
-    except KeyboardInterrupt:
-        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP as Terminated: 128 + the signal
+        raise click.exceptions.Exit(128 + getattr(exc, "signum", signal.SIGINT)) from None
     except BrokenPipeError:
         _silence_stdout()  # the reader went away (| head): stop quietly, as shell tools do
         raise click.exceptions.Exit(1) from None
