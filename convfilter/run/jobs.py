@@ -20,6 +20,7 @@ usable on its own:
 from __future__ import annotations
 
 import os
+import stat
 import string
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -105,7 +106,9 @@ class FileJob:
 
     ``format`` is the output's format by extension (``png``, ``npy`` ...)
     where the name does not say it (standard output); ``usage`` marks an
-    ``error`` that comes from the options rather than the file.
+    ``error`` that comes from the options rather than the file. ``data``
+    holds the bytes of an input that is a pipe or a character device
+    (``<(cat a.png)``, a named FIFO): read once, when the job is checked.
     """
 
     input: str
@@ -115,6 +118,7 @@ class FileJob:
     skip: bool = False
     plan: OutputPlan | None = None
     usage: bool = False
+    data: bytes | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -218,6 +222,29 @@ def _walk_images(root: str, extensions: frozenset[str], excluded: set[str]) -> I
                 yield os.path.join(directory, name)
     for problem in problems:  # an unreadable directory is reported, not silently left out
         yield problem.filename
+
+
+def _is_stream(path: str) -> bool:
+    """True for a pipe or a character device (``/dev/fd/N`` from ``<(...)``, a named FIFO)."""
+    if path == STDIO:
+        return False
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def _read_stream(path: str) -> bytes:
+    """All the bytes of the pipe at ``path``; a :class:`ConvFilterError` if none arrive."""
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read()
+    except OSError as exc:
+        raise ConvFilterError(f"{path}: cannot read ({exc.strerror})") from None
+    if not data:
+        raise ConvFilterError(f"{path}: no image data in the pipe")
+    return data
 
 
 def _identity(path: str) -> tuple[int, int] | None:
@@ -332,6 +359,8 @@ def check_jobs(job: Job, *, skip_existing: bool = False, make_dirs: bool = False
             continue
         try:
             file.plan = _check_file(file, job.output, mode, inputs, skip_existing, make_dirs)
+            if not file.skip and file.data is None and _is_stream(file.input):
+                file.data = _read_stream(file.input)
         except ConvFilterError as exc:
             file.error = str(exc)
         except ArgumentError as exc:

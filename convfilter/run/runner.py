@@ -132,7 +132,7 @@ class Runner:
         key = (job.input, job.output)
         size = self._sizes.get(key)
         if size is None:
-            peek = job.input != STDIO and not is_matrix_path(job.input)
+            peek = job.input != STDIO and job.data is None and not is_matrix_path(job.input)
             size = self._sizes[key] = header_pixels(job.input, self.settings.max_pixels) if peek else 0
         if self.held and sum(self.held.values()) + size > self.max_held_pixels:
             return False
@@ -240,7 +240,11 @@ class Runner:
     def _decode(self, job: FileJob) -> _Decoded:
         """Read the input, then check it fits the kernel and that the output can store it."""
         s = self.settings
-        source = io.BytesIO(self.stdin_data or b"") if job.input == STDIO else None
+        source = None
+        if job.data is not None:  # a pipe, read when the job was checked
+            source = io.BytesIO(job.data)
+        elif job.input == STDIO:
+            source = io.BytesIO(self.stdin_data or b"")
         name = _shown(job.input)
         data = read_input(
             name,
