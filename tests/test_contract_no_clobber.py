@@ -149,3 +149,27 @@ def test_pipes_the_shell_makes_are_read_as_streams(tmp_path):
     assert done.returncode == 0, done.stderr
     for written in (tmp_path / "sub.png", tmp_path / "out" / "fifo.png"):
         np.testing.assert_array_equal(np.asarray(Image.open(written)), pixels)
+
+
+def _npy_claiming(path, shape):
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + repr(shape) + ", }"
+    header += " " * (118 - len(header)) + "\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + bytes(16))
+
+
+def test_npy_headers_that_claim_absurd_shapes_are_one_error_line(tmp_path):
+    save(tmp_path / "a.png")
+    _npy_claiming(tmp_path / "huge.npy", (10**20, 2))
+    _npy_claiming(tmp_path / "tera.npy", (300000, 300000))
+    batch = invoke("blur", tmp_path / "huge.npy", tmp_path / "a.png", "-o", tmp_path / "out")
+    assert batch.exit_code == 1
+    assert (
+        f"Error: {tmp_path / 'huge.npy'}: header claims a {10**20}x2 array ({8 * 10**20} bytes) "
+        "but the file holds 16 bytes" in batch.output
+    )
+    assert (tmp_path / "out" / "a.png").is_file()  # the good file is still written
+    for name in ("huge.npy", "tera.npy"):
+        kernel = invoke("custom", "--kernel", f"@{tmp_path / name}", tmp_path / "a.png", tmp_path / "o.png")
+        assert kernel.exit_code == 2
+        assert "header claims a" in kernel.output and "Traceback" not in kernel.output
+    assert not (tmp_path / "o.png").exists()

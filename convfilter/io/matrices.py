@@ -107,6 +107,32 @@ def as_matrix(array: np.ndarray) -> np.ndarray:
     return matrix
 
 
+def _check_npy_size(handle) -> None:
+    """Refuse a ``.npy`` whose header claims more data than the file holds, before anything is allocated.
+
+    A header can claim any shape (one that overflows a C long, or terabytes);
+    the data that follows it must be that large, so the file's size settles it.
+    """
+    handle.seek(0)
+    try:
+        version = np.lib.format.read_magic(handle)
+        reader = (
+            np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = reader(handle, max_header_size=10_000)
+    except (ValueError, TypeError, SyntaxError) as exc:
+        raise ValueError(f"not a valid .npy file ({one_line(exc)})") from None
+    if dtype.hasobject:
+        raise ValueError("holds Python objects, which need pickle (refused)")
+    claimed = dtype.itemsize
+    for side in shape:
+        claimed *= int(side)
+    held = os.fstat(handle.fileno()).st_size - handle.tell()
+    if claimed > held:
+        shown = "x".join(str(side) for side in shape)
+        raise ValueError(f"header claims a {shown} array ({claimed} bytes) but the file holds {held} bytes")
+
+
 def read_matrix(path: str) -> np.ndarray:
     """Read the matrix file ``path`` as a 2-D float64 array.
 
@@ -119,8 +145,9 @@ def read_matrix(path: str) -> np.ndarray:
         if ext == ".npy":
             with open(path, "rb") as handle:
                 magic = handle.read(len(NPY_MAGIC))
-            if magic != NPY_MAGIC:
-                raise ValueError("not a .npy file (no NumPy header)")
+                if magic != NPY_MAGIC:
+                    raise ValueError("not a .npy file (no NumPy header)")
+                _check_npy_size(handle)
             try:
                 array = np.load(path, allow_pickle=False)
             except ValueError as exc:
