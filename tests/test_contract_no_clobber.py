@@ -173,3 +173,36 @@ def test_npy_headers_that_claim_absurd_shapes_are_one_error_line(tmp_path):
         assert kernel.exit_code == 2
         assert "header claims a" in kernel.output and "Traceback" not in kernel.output
     assert not (tmp_path / "o.png").exists()
+
+
+def test_sizes_a_format_cannot_hold_fail_that_file_and_the_batch_goes_on(tmp_path):
+    wide = np.random.default_rng(0).integers(0, 256, (3, 70002), dtype=np.uint8)
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    save(tmp_path / "small.png", (8, 8))
+    for ext, fmt, limit in (
+        ("gif", "GIF", 65535),
+        ("tga", "TGA", 65535),
+        ("pcx", "PCX", 65535),
+        ("sgi", "SGI", 65535),
+    ):
+        result = invoke(
+            "blur", tmp_path / "wide.png", tmp_path / "small.png", "-o", tmp_path / ext, "--format", ext
+        )
+        assert result.exit_code == 1
+        assert (
+            f"Error: {tmp_path / ext / ('wide.' + ext)}: the output is 1x70000, but {fmt} holds at most {limit} "
+            "pixels a side; use another format (.png, .tif)" in result.output
+        )
+        assert "1 written, 1 failed, 0 skipped" in result.output
+    save(tmp_path / "big.png", (300, 300))
+    ico = invoke("identity", "--size", "1", tmp_path / "big.png", tmp_path / "o.ico")
+    assert ico.exit_code == 1 and "ICO holds at most 256 pixels a side" in ico.output
+    assert not (tmp_path / "o.ico").exists()
+
+
+def test_a_dpi_no_format_field_can_hold_is_left_out(tmp_path):
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "dpi.tif", dpi=(1e9, 1e9))
+    for ext in ("png", "bmp", "tif", "jpg"):
+        result = invoke("identity", "--size", "1", tmp_path / "dpi.tif", tmp_path / f"o.{ext}")
+        assert result.exit_code == 0, result.output
+        assert Image.open(tmp_path / f"o.{ext}").size == (8, 8)

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import io
 import os
+import struct
 import threading
 import warnings
 from collections.abc import Callable
@@ -36,8 +37,21 @@ FORMATS_WITH_DPI = ("PNG", "JPEG", "TIFF", "BMP")
 DEFAULT_MAX_PIXELS = 2**28
 EXIF_ORIENTATION = 0x0112
 TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
-ENCODE_ERRORS = (OSError, ValueError, TypeError, KeyError, RuntimeError)
-"""What a failing encoder raises (Pillow; imagecodecs' ``PngError`` is a ``RuntimeError``)."""
+ENCODE_ERRORS = (OSError, ValueError, TypeError, KeyError, RuntimeError, OverflowError, struct.error)
+"""What a failing encoder raises (Pillow; imagecodecs' ``PngError`` is a ``RuntimeError``; a value
+too large for a header field is an ``OverflowError`` or ``struct.error``)."""
+MAX_SIDES = {"GIF": 65535, "TGA": 65535, "PCX": 65535, "SGI": 65535, "ICO": 256, "WEBP": 16383, "JPEG": 65500}
+"""The largest side each format's header can hold (ICO: Pillow would shrink a larger image)."""
+
+
+def check_size(path: str, fmt: str, shape: tuple[int, int]) -> None:
+    """Raise :class:`ConvFilterError` if an ``H x W`` image is larger than ``fmt`` can store."""
+    limit = MAX_SIDES.get(fmt)
+    if limit is not None and max(shape) > limit:
+        raise ConvFilterError(
+            f"{path}: the output is {shape[0]}x{shape[1]}, but {fmt} holds at most {limit} pixels a side; "
+            "use another format (.png, .tif)"
+        )
 
 
 def depth_of_scale(max_value: float) -> int:

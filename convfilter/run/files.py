@@ -354,10 +354,15 @@ def _output_mode(path: str, fmt: str, band_mode: str, depth: int | str, input_pa
     return out_mode
 
 
+MAX_DPI = 1e6
+"""DPI above this is left out: no real image has it, and formats store it in fixed fields (PNG's
+``pHYs`` holds pixels per metre in 32 bits, BMP in a signed 32-bit field)."""
+
+
 def _usable_dpi(dpi) -> tuple[float, float] | None:
-    """The input's DPI when it is a pair of positive finite numbers, else ``None``."""
+    """The input's DPI when it is a pair of positive finite numbers up to :data:`MAX_DPI`, else ``None``."""
     try:
         x, y = (float(v) for v in dpi)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return (x, y) if all(np.isfinite(v) and v > 0 for v in (x, y)) else None
+    return (x, y) if all(np.isfinite(v) and 0 < v <= MAX_DPI for v in (x, y)) else None

@@ -32,7 +32,7 @@ from convfilter.engine.apply import apply
 from convfilter.engine.model import preload_for
 from convfilter.errors import ConvFilterError, ImageTooSmallError, one_line
 from convfilter.io.color import resample_alpha
-from convfilter.io.images import ENCODE_ERRORS, header_pixels, save_image
+from convfilter.io.images import ENCODE_ERRORS, check_size, header_pixels, save_image
 from convfilter.io.matrices import format_matrix, is_matrix_path
 from convfilter.run.files import (
     FilterResult,
@@ -260,6 +260,8 @@ class Runner:
         except ConvFilterError as exc:
             raise type(exc)(f"{name}: {exc}") from None
         depth, out_mode = output_target(job.plan, data, name)
+        if job.plan.fmt is not None:
+            check_size(job.output, job.plan.fmt, out_shape)
         tiled = renders_in_tiles(job.plan, depth, data.shape, self.op, s.tile_size)
         if not tiled:  # 8/16-bit channels stay integers only where no full float copy is made
             data.channels = data.channels.astype(np.float32, copy=False)
