@@ -206,3 +206,40 @@ def test_a_dpi_no_format_field_can_hold_is_left_out(tmp_path):
         result = invoke("identity", "--size", "1", tmp_path / "dpi.tif", tmp_path / f"o.{ext}")
         assert result.exit_code == 0, result.output
         assert Image.open(tmp_path / f"o.{ext}").size == (8, 8)
+
+
+def _shell(tmp_path, command):
+    convfilter = f"{sys.executable} -m convfilter"
+    return subprocess.run(
+        ["bash", "-c", command.replace("convfilter", convfilter)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_closed_and_full_standard_streams_are_one_error_line(tmp_path):
+    save(tmp_path / "a.png")
+    cases = {
+        "convfilter blur - o.png <&-": "Error: standard input is closed; there is no image to read from '-'\n",
+        "convfilter blur a.png - >&-": "Error: standard output is closed; there is nowhere to write the image for '-'\n",
+        "convfilter blur a.png - > /dev/full": "Error: standard output: cannot write (No space left on device)\n",
+        "convfilter blur a.png j.png --json > /dev/full": "Error: standard output: cannot write (No space left on device)\n",
+    }
+    for command, stderr in cases.items():
+        done = _shell(tmp_path, command)
+        assert (done.returncode, done.stderr) == (1, stderr), command
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_a_valid_run_with_stdout_or_stderr_closed_writes_its_output(tmp_path):
+    pixels = save(tmp_path / "a.png")
+    for command, out in (
+        ("convfilter identity --size 1 a.png o1.png >&-", "o1.png"),
+        ("convfilter identity --size 1 a.png o2.png 2>&-", "o2.png"),
+        ("convfilter identity --size 1 a.png -o o3 2>&-", "o3/a.png"),
+    ):
+        done = _shell(tmp_path, command)
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
+        assert done.stdout == ""
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / out)), pixels)

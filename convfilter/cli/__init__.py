@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
@@ -25,6 +24,7 @@ from convfilter.cli.filtering import custom_command, make_kernel_command
 from convfilter.cli.learn import learn_command
 from convfilter.cli.options import conv_options, kernel_options, scale_option
 from convfilter.cli.pool import pool_command
+from convfilter.cli.streams import repair_streams, silence_stdout
 from convfilter.cli.tools import explain_command, kernels_group
 from convfilter.ops.kernels import KERNELS
 
@@ -86,6 +86,7 @@ def main() -> None:
     as Ctrl-C is) is kept. Only this entry point exits that way, never
     :data:`cli` itself (``CliRunner``, library use).
     """
+    repair_streams()
     handle_termination()
     try:
         cli.main(prog_name="convfilter")
@@ -93,14 +94,17 @@ def main() -> None:
         code = exc.code
     else:  # pragma: no cover  (standalone Click always raises SystemExit)
         code = 0
+    if "tensorflow" in sys.modules:
+        from convfilter.engine.model import wait_for_preload
+
+        wait_for_preload()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a full or closed reader: say nothing more at exit
+            silence_stdout()
     if "tensorflow" not in sys.modules or not isinstance(code, int | None):
         sys.exit(code)
-    from convfilter.engine.model import wait_for_preload
-
-    wait_for_preload()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
     os._exit(code or 0)
 
 

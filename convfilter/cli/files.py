@@ -12,7 +12,6 @@ Click's in :mod:`convfilter.cli.boundary`.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -22,6 +21,7 @@ from collections.abc import Callable, Sequence
 import click
 
 from convfilter.cli.options import BatchOptions
+from convfilter.cli.streams import check_open, silence_stdout, write_stdout
 from convfilter.engine.model import wait_for_preload
 from convfilter.errors import printable
 from convfilter.ops.spec import Operation
@@ -80,6 +80,8 @@ def filter_paths(
     """
     if opts.overwrite and opts.skip_existing:
         raise click.UsageError("--overwrite and --skip-existing exclude each other.")
+    if opts.json_lines:
+        check_open(1, "there is nowhere to print the --json lines")
     try:
         if is_single(paths, opts):
             _single(paths[0], paths[1], opts, Job([], op, output), describe, too_small_param, keep_stages)
@@ -88,7 +90,7 @@ def filter_paths(
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP as Terminated: 128 + the signal
         raise click.exceptions.Exit(128 + getattr(exc, "signum", signal.SIGINT)) from None
     except BrokenPipeError:
-        _silence_stdout()  # the reader went away (| head): stop quietly, as shell tools do
+        silence_stdout()  # the reader went away (| head): stop quietly, as shell tools do
         raise click.exceptions.Exit(1) from None
     finally:
         # TensorFlow may still be importing in the background (started when the first
@@ -100,14 +102,6 @@ def _note(message: str) -> None:
     """Print ``message`` to standard error once a background TensorFlow import has restored it."""
     wait_for_preload()
     click.echo(message, err=True)
-
-
-def _silence_stdout() -> None:
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, io.UnsupportedOperation):
-        pass
 
 
 def is_single(paths: Sequence[str], opts: BatchOptions) -> bool:
@@ -139,12 +133,15 @@ def _single(
         )
     if opts.json_lines and output_path == STDIO:
         raise click.UsageError("--json and OUTPUT '-' would both write to standard output.")
+    if output_path == STDIO:
+        check_open(1, "there is nowhere to write the image for '-'")
     if output_path == STDIO and sys.stdout.isatty():
         raise click.UsageError("refusing to write image data to a terminal; redirect standard output.")
     fmt = (opts.out_format or "png") if output_path == STDIO else None
     job.files.append(FileJob(input_path, output_path, format=fmt))
     stdin_data = None
     if input_path == STDIO:
+        check_open(0, "there is no image to read from '-'")
         stdin_data = sys.stdin.buffer.read()
         if not stdin_data:
             raise click.ClickException("<stdin>: no image data on standard input")
@@ -154,15 +151,13 @@ def _single(
     runner = Runner(job, workers=1, stdin_data=stdin_data, keep_stages=keep_stages)
     for result in runner.run():
         if opts.json_lines:
-            click.echo(json.dumps(result.as_dict()))
+            write_stdout(json.dumps(result.as_dict()) + "\n")
         if result.status == FAILED:
             if too_small_param is not None and result.too_small:
                 raise click.BadParameter(printable(result.error), param_hint=too_small_param)
             raise click.ClickException(printable(result.error))
         if result.data is not None:
-            stdout = sys.stdout.buffer
-            stdout.write(result.data)
-            stdout.flush()
+            write_stdout(result.data)
         _frame_note(result, job.output)
         if describe is not None and result.detail is not None:
             describe(result.detail)
@@ -221,7 +216,7 @@ def _batch(name: str, paths: Sequence[str], opts, job: Job, describe) -> None:
     def report(result: FileResult) -> None:
         counts[result.status] += 1
         if opts.json_lines:
-            click.echo(json.dumps(result.as_dict()))
+            write_stdout(json.dumps(result.as_dict()) + "\n")
         if result.status == FAILED:
             _note(f"Error: {printable(result.error)}")
             return
