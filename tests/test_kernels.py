@@ -116,3 +116,15 @@ def test_get_kernel_unknown_lists_names():
 
 def test_format_grid_aligns_columns():
     assert format_grid(np.array([[1, -0.5], [10, 0]])) == "   1 -0.5\n  10    0"
+
+
+@pytest.mark.parametrize("sigma", [1e-30, 1e-300, 5e-324])
+@pytest.mark.parametrize("size, centre", [(5, [(2, 2)]), (4, [(1, 1), (1, 2), (2, 1), (2, 2)])])
+def test_a_tiny_sigma_gives_the_limit_without_warnings(sigma, size, centre, recwarn):
+    """As sigma -> 0 the sampled Gaussian puts all its weight on the taps nearest the centre."""
+    grid = KERNELS["gaussian"].grid(size=size, sigma=sigma)
+    expected = np.zeros((size, size))
+    for row, col in centre:
+        expected[row, col] = 1 / len(centre)
+    np.testing.assert_array_equal(grid, expected)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

@@ -97,7 +97,13 @@ def gaussian(size: int = 5, sigma: float = 1.0) -> np.ndarray:
     if not np.isfinite(sigma) or sigma <= 0:
         raise KernelParameterError("sigma", f"gaussian: sigma must be > 0, got {sigma!r}")
     x = np.arange(size) - (size - 1) / 2.0
-    g = np.exp(-(x**2) / (2.0 * sigma**2))
+    with np.errstate(all="ignore"):
+        g = np.exp(-(x**2) / (2.0 * sigma**2))
+        if (
+            not np.isfinite(g).all() or g.sum() == 0
+        ):  # sigma so small that every tap but the nearest underflows
+            d = x**2 - (x**2).min()
+            g = np.where(d == 0, 1.0, np.exp(-d / (2.0 * sigma**2)))
     grid = np.outer(g, g)
     return grid / grid.sum()
 
