@@ -41,9 +41,11 @@ from convfilter.run.jobs import (
 )
 from convfilter.run.runner import Runner
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, handled as Ctrl-C is: files being written are finished, nothing partial is left."""
+    """Ctrl-C, SIGTERM or SIGHUP: files being written are finished, nothing partial is left."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -51,12 +53,19 @@ class Terminated(KeyboardInterrupt):
 
 
 def handle_termination() -> None:
-    """Make SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (exit 143 and 129)."""
+    """Make SIGINT, SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (exit 130, 143, 129).
+
+    The first one wins: later ones are ignored, so a second Ctrl-C cannot cut
+    short the clean-up (files being written are finished, temporary files
+    removed, the summary matches the disk). SIGKILL still ends the process.
+    """
 
     def raise_terminated(signum, frame):
+        for other in SIGNALS:
+            signal.signal(other, signal.SIG_IGN)
         raise Terminated(signum)
 
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    for signum in SIGNALS:
         signal.signal(signum, raise_terminated)
 
 
