@@ -243,3 +243,39 @@ def test_a_valid_run_with_stdout_or_stderr_closed_writes_its_output(tmp_path):
         assert done.returncode == 0, (command, done.stdout, done.stderr)
         assert done.stdout == ""
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / out)), pixels)
+
+
+def test_a_rerun_into_the_input_folder_leaves_its_own_outputs_alone(tmp_path):
+    save(tmp_path / "a.png")
+    first = invoke("blur", tmp_path, "-r", "-o", tmp_path, "--suffix", "_b")
+    assert first.exit_code == 0 and "1 written, 0 failed, 0 skipped" in first.output
+    again = invoke("blur", tmp_path, "-r", "-o", tmp_path, "--suffix", "_b", "--skip-existing")
+    assert again.exit_code == 0, again.output
+    assert "0 written, 0 failed, 1 skipped" in again.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a_b.png"]
+
+
+def test_matrix_values_that_overflow_float32_are_refused(tmp_path):
+    (tmp_path / "m.csv").write_text("1,2\n3,1e39\n")
+    result = invoke("blur", tmp_path / "m.csv", tmp_path / "o.csv")
+    assert result.exit_code == 1
+    assert (
+        f"Error: {tmp_path / 'm.csv'}: value at row 2, column 2 (1e+39) does not fit a float32 (|v| <= 3.4e38)"
+        in result.output
+    )
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_a_signal_before_the_run_starts_ends_with_its_own_exit_code(monkeypatch):
+    import signal
+
+    import convfilter.explain
+    from convfilter.cli.files import Terminated
+
+    def terminated(*args, **kwargs):
+        raise Terminated(signal.SIGTERM)
+
+    monkeypatch.setattr(convfilter.explain, "explain", terminated)
+    result = invoke("explain", "--shape", "5", "5", "--kernel-size", "3", "3")
+    assert result.exit_code == 143
+    assert "Aborted" not in result.output

@@ -10,6 +10,8 @@ so its callback simply lets them propagate.
 
 from __future__ import annotations
 
+import signal
+
 import click
 
 from convfilter.errors import ArgumentError, ConvFilterError, printable
@@ -38,7 +40,12 @@ class Command(click.Command):
 
 
 class Group(click.Group):
-    """A Click group whose commands (and subgroups) are :class:`Command` / :class:`Group`."""
+    """A Click group whose commands (and subgroups) are :class:`Command` / :class:`Group`.
+
+    A Ctrl-C, SIGTERM or SIGHUP that arrives before a command's run has
+    started (while TensorFlow imports, say) ends the process with 128 + the
+    signal, as it does during a run, not with Click's "Aborted!" and exit 1.
+    """
 
     command_class = Command
 
@@ -47,6 +54,8 @@ class Group(click.Group):
             return super().invoke(ctx)
         except (ArgumentError, ConvFilterError) as exc:  # raised by a group's own callback
             raise as_click_error(exc, ctx) from None
+        except KeyboardInterrupt as exc:
+            raise click.exceptions.Exit(128 + getattr(exc, "signum", signal.SIGINT)) from None
 
 
 Group.group_class = Group

@@ -107,6 +107,19 @@ def as_matrix(array: np.ndarray) -> np.ndarray:
     return matrix
 
 
+def _fits_float32(matrix: np.ndarray) -> np.ndarray:
+    """``matrix`` if every value fits the layer's float32, else a ``ValueError`` naming the first misfit."""
+    with np.errstate(over="ignore"):
+        bad = np.argwhere(~np.isfinite(matrix.astype(np.float32)))
+    if bad.size:
+        row, col = bad[0]
+        raise ValueError(
+            f"value at row {row + 1}, column {col + 1} ({matrix[row, col]:g}) does not fit a float32 "
+            "(|v| <= 3.4e38)"
+        )
+    return matrix
+
+
 def _check_npy_size(handle) -> None:
     """Refuse a ``.npy`` whose header claims more data than the file holds, before anything is allocated.
 
@@ -154,12 +167,12 @@ def read_matrix(path: str) -> np.ndarray:
                 if "pickle" in str(exc):
                     raise ValueError("holds Python objects, which need pickle (refused)") from None
                 raise ValueError(f"not a valid .npy file ({one_line(exc)})") from None
-            return as_matrix(array)
+            return _fits_float32(as_matrix(array))
         if os.path.getsize(path) > MAX_TEXT_BYTES:
             raise ValueError(f"is larger than {MAX_TEXT_BYTES // 2**20} MiB; use .npy for big matrices")
         with open(path, encoding="utf-8-sig") as handle:
             text = handle.read()
-        return parse_text(text)
+        return _fits_float32(parse_text(text))
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         raise input_file_error(path, exc, "a matrix file") from None
     except UnicodeDecodeError:

@@ -320,6 +320,14 @@ def plan_outputs(
             relative = os.path.join(below, stem + suffix + (f".{out_ext}" if out_ext else ""))
         output = os.path.normpath(os.path.join(output_dir, relative) if output_dir else relative)
         jobs.append(FileJob(path, output))
+    # A file found below a directory that this run writes anyway (a first run's output, when the
+    # outputs go into the input folder) is no input: a re-run must not filter its own outputs.
+    written = {_key(job.output) for job in jobs if job.output is not None}
+    jobs = [
+        job
+        for job, (_, root) in zip(jobs, inputs, strict=True)
+        if root is None or _key(job.input) not in written
+    ]
     _refuse_collisions(jobs)
     return jobs
 
