@@ -46,6 +46,15 @@ def check_single_side_outputs(paths: Sequence[str], batch: BatchOptions, compare
     check_side_outputs(paths[0], paths[1], compare, export, overwrite=batch.overwrite, **settings)
 
 
+def conv_settings(params: dict, paths, batch: BatchOptions, compare, export) -> tuple[dict, dict]:
+    """Take the convolution's and the output's settings out of ``params``, side outputs checked first."""
+    conv, output = split_conv(params)
+    check_single_side_outputs(
+        paths, batch, compare, export, color=output["color"], border=conv["border"], padding=conv["padding"]
+    )
+    return conv, output
+
+
 def run_op(
     op: Operation,
     paths: Sequence[str],
@@ -104,16 +113,7 @@ def make_kernel_command(kernel: NamedKernel) -> click.Command:
     @batch_options
     @show_options
     def command(paths, scale, verbose, batch, compare_path, export_path, **params):
-        conv, output = split_conv(params)
-        check_single_side_outputs(
-            paths,
-            batch,
-            compare_path,
-            export_path,
-            color=output["color"],
-            border=conv["border"],
-            padding=conv["padding"],
-        )
+        conv, output = conv_settings(params, paths, batch, compare_path, export_path)
         if "seed" in kernel.options and params.get("seed") is None:
             params["seed"] = secrets.randbelow(2**31)
         grid = kernel.grid(**params)
@@ -175,16 +175,7 @@ Takes one INPUT OUTPUT pair, or many inputs with -o DIR, --recursive,
 def custom_command(paths, spec, normalize, scale, verbose, batch, compare_path, export_path, **params):
     from convfilter.ops import kernelspec
 
-    conv, output = split_conv(params)
-    check_single_side_outputs(
-        paths,
-        batch,
-        compare_path,
-        export_path,
-        color=output["color"],
-        border=conv["border"],
-        padding=conv["padding"],
-    )
+    conv, output = conv_settings(params, paths, batch, compare_path, export_path)
     grid = kernelspec.parse_kernel(spec)
     if normalize:
         grid = kernelspec.normalize(grid, spec)
