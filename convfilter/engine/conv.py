@@ -76,8 +76,7 @@ def filter_batch(
     larger than ``tile_size x tile_size`` is computed in tiles of that size
     (:mod:`convfilter.engine.tiles`: the same sums, memory bounded by the tile).
     """
-    from convfilter.engine.layouts import convolve
-    from convfilter.engine.tiles import filter_tiled, plan_tiles
+    from convfilter.engine.tiles import convolve_op, filter_tiled, plan_tiles
 
     batch = np.asarray(batch)
     _, h, w = batch.shape
@@ -89,13 +88,4 @@ def filter_batch(
     if op.border != "zero":
         batch = pad_batch(batch, pad_y, pad_x, op.border)
         pad_y = pad_x = (0, 0)
-    return convolve(
-        batch,
-        op.weights,
-        stride=op.stride,
-        dilation=op.dilation,
-        pad_y=pad_y,
-        pad_x=pad_x,
-        bias=op.bias,
-        engine=engine,
-    )
+    return convolve_op(batch, op, pad_y, pad_x, engine)

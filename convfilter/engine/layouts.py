@@ -300,9 +300,8 @@ def convolve(
     if out_h < 1 or out_w < 1:
         raise ValueError(f"a {h}x{w} array is too small for a {kh}x{kw} kernel with dilation {dy}x{dx}")
     if sy > span_y or sx > span_x:  # windows apart: gather them, so work follows the output, not the stride
-        batch, pad_y, pad_x, stride = _gather_windows(
-            batch, pad_y, pad_x, stride, (span_y, span_x), (out_h, out_w)
-        )
+        batch, stride = _gather_windows(batch, pad_y, pad_x, stride, (span_y, span_x), (out_h, out_w))
+        pad_y = pad_x = (0, 0)
         (sy, sx) = stride
     rows = (out_h - 1) * sy + span_y
     if engine == "plain" or not _all_finite(batch):
@@ -319,23 +318,18 @@ def _gather_windows(batch, pad_y, pad_x, stride, spans, out_shape):
 
     Along an axis whose stride ``s`` is larger than the window's span, output
     ``i`` reads padded positions ``i*s .. i*s + span - 1`` only; they are copied
-    to ``i*span ..`` (zeros where they fall in the padding) and the stride
-    becomes ``span``. Every output is the same sum of the same products.
-    Returns the new batch, its (zero) padding and the new stride.
+    to ``i*span ..`` and the stride becomes ``span``. The padding is written
+    into the result as zeros. Every output is the same sum of the same products.
+    Returns the new batch and stride.
     """
     index = []
-    pads = []
     new_stride = []
     for axis, (pad, s, span, out) in enumerate(zip((pad_y, pad_x), stride, spans, out_shape, strict=True)):
-        n = batch.shape[axis + 1]
         if s > span:
-            positions = (np.arange(out)[:, np.newaxis] * s + np.arange(span)).ravel() - pad[0]
-            index.append(positions)
-            pads.append((0, 0))
+            index.append((np.arange(out)[:, np.newaxis] * s + np.arange(span)).ravel() - pad[0])
             new_stride.append(span)
         else:
-            index.append(np.arange(-pad[0], n + pad[1]))
-            pads.append((0, 0))
+            index.append(np.arange(-pad[0], batch.shape[axis + 1] + pad[1]))
             new_stride.append(s)
     rows, cols = index
     inside_r = (rows >= 0) & (rows < batch.shape[1])
@@ -344,7 +338,7 @@ def _gather_windows(batch, pad_y, pad_x, stride, spans, out_shape):
     gathered = gathered.astype(np.float32) if not np.issubdtype(gathered.dtype, np.inexact) else gathered
     gathered[:, ~inside_r] = 0
     gathered[:, :, ~inside_c] = 0
-    return gathered, pads[0], pads[1], tuple(new_stride)
+    return gathered, tuple(new_stride)
 
 
 def _all_finite(batch: np.ndarray) -> bool:

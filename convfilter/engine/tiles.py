@@ -128,6 +128,22 @@ def _window(batch: np.ndarray, tile: Tile, border: str) -> tuple[np.ndarray, tup
     return batch[:, rows][:, :, cols], (0, 0), (0, 0)
 
 
+def convolve_op(
+    batch: np.ndarray, op: Conv2DSpec, pad_y: tuple[int, int], pad_x: tuple[int, int], engine: str = "auto"
+) -> np.ndarray:
+    """:func:`convfilter.engine.layouts.convolve` with ``op``'s weights, stride, dilation and bias."""
+    return convolve(
+        batch,
+        op.weights,
+        stride=op.stride,
+        dilation=op.dilation,
+        pad_y=pad_y,
+        pad_x=pad_x,
+        bias=op.bias,
+        engine=engine,
+    )
+
+
 def filter_tiles(
     batch: np.ndarray, op: Conv2DSpec, *, tile_size: int = DEFAULT_TILE_SIZE, engine: str = "auto"
 ) -> Iterator[tuple[Tile, np.ndarray]]:
@@ -140,17 +156,7 @@ def filter_tiles(
     """
     for tile in plan_tiles(batch.shape[1:], op, tile_size):
         window, pad_y, pad_x = _window(batch, tile, op.border)
-        values = convolve(
-            window,
-            op.weights,
-            stride=op.stride,
-            dilation=op.dilation,
-            pad_y=pad_y,
-            pad_x=pad_x,
-            bias=op.bias,
-            engine=engine,
-        )
-        yield tile, values
+        yield tile, convolve_op(window, op, pad_y, pad_x, engine)
 
 
 def filter_tiled(
