@@ -1,46 +1,46 @@
 """convfilter: filter images with a real Keras ``Conv2D`` layer.
 
-The package imports no TensorFlow at import time; TensorFlow is loaded the
-first time a model actually runs (see :mod:`convfilter.engine.model`).
+``import convfilter`` is cheap: it imports nothing but this file. The public
+names below are loaded on first use (PEP 562), so the ``convfilter`` command's
+forwarding client (:mod:`convfilter.server.client`) starts without NumPy,
+Pillow, Click or TensorFlow; TensorFlow itself is loaded only when a model
+runs (see :mod:`convfilter.engine.model`).
 """
 
-import sys
+from __future__ import annotations
 
-from convfilter.engine.conv import filter_array
-from convfilter.engine.pool import pool_array
-from convfilter.errors import ArgumentError, ConvFilterError, ImageTooSmallError
-from convfilter.io import matrices as _matrices
-from convfilter.io.matrices import read_matrix, write_matrix
-from convfilter.ops import kernelspec as _kernelspec
-from convfilter.ops.kernelspec import parse_kernel
-from convfilter.ops.spec import ChainSpec, Conv2DSpec, PoolSpec
-from convfilter.run.single import chain_file, filter_file, pool_file
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-# Module paths the README documented before the code moved into subpackages keep working.
-sys.modules.update(
-    {
-        "convfilter.kernelspec": _kernelspec,
-        "convfilter.matrixio": _matrices,
-        "convfilter.pooling": sys.modules["convfilter.engine.pool"],
-    }
-)
+_PUBLIC = {
+    "ArgumentError": "convfilter.errors",
+    "ChainSpec": "convfilter.ops.spec",
+    "Conv2DSpec": "convfilter.ops.spec",
+    "ConvFilterError": "convfilter.errors",
+    "ImageTooSmallError": "convfilter.errors",
+    "PoolSpec": "convfilter.ops.spec",
+    "chain_file": "convfilter.run.single",
+    "filter_array": "convfilter.engine.conv",
+    "filter_file": "convfilter.run.single",
+    "parse_kernel": "convfilter.ops.kernelspec",
+    "pool_array": "convfilter.engine.pool",
+    "pool_file": "convfilter.run.single",
+    "read_matrix": "convfilter.io.matrices",
+    "write_matrix": "convfilter.io.matrices",
+}
 
-__all__ = [
-    "ArgumentError",
-    "ChainSpec",
-    "Conv2DSpec",
-    "ConvFilterError",
-    "ImageTooSmallError",
-    "PoolSpec",
-    "__version__",
-    "chain_file",
-    "filter_array",
-    "filter_file",
-    "parse_kernel",
-    "pool_array",
-    "pool_file",
-    "read_matrix",
-    "write_matrix",
-]
+__all__ = sorted([*_PUBLIC, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'convfilter' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

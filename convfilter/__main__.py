@@ -1,6 +1,6 @@
 """Allow ``python -m convfilter``."""
 
-from convfilter.cli import main
+from convfilter.server.client import main
 
 if __name__ == "__main__":
     main()

@@ -24,6 +24,7 @@ from convfilter.cli.filtering import custom_command, make_kernel_command
 from convfilter.cli.learn import learn_command
 from convfilter.cli.options import conv_options, kernel_options, scale_option
 from convfilter.cli.pool import pool_command
+from convfilter.cli.server import server_group
 from convfilter.cli.streams import repair_streams, silence_stdout
 from convfilter.cli.tools import explain_command, kernels_group
 from convfilter.ops.kernels import KERNELS
@@ -60,7 +61,12 @@ Run 'convfilter KERNEL --help' for a kernel's options.
 
 @click.group(cls=Group, help=MAIN_HELP, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="convfilter")
-def cli() -> None:
+@click.option(
+    "--no-server",
+    is_flag=True,
+    help="Run in this process even when a convfilter server is running (as CONVFILTER_SERVER=off does).",
+)
+def cli(no_server: bool) -> None:
     pass
 
 
@@ -72,24 +78,21 @@ cli.add_command(explain_command)
 cli.add_command(pool_command)
 cli.add_command(chain_command(conv_options, kernel_options, scale_option))
 cli.add_command(learn_command(conv_options))
+cli.add_command(server_group)
 
 
-def main() -> None:
-    """Entry point of the installed ``convfilter`` command and of ``python -m convfilter``.
+def run_command(argv: list[str] | None = None) -> int:
+    """Run :data:`cli` on ``argv`` (default ``sys.argv[1:]``); its exit code, once nothing is left pending.
 
-    Runs :data:`cli`; when TensorFlow was loaded, the process then ends with
-    ``os._exit`` after flushing its output: TensorFlow's interpreter teardown
-    takes a noticeable part of a second and has nothing left to do. By then every command has
-    returned: batch worker threads are joined, outputs renamed into place,
-    temporary files removed, a background TensorFlow import finished. The exit
-    code (0, 1, 2, 130; 143 and 129 for SIGTERM and SIGHUP, which are handled
-    as Ctrl-C is) is kept. Only this entry point exits that way, never
-    :data:`cli` itself (``CliRunner``, library use).
+    By then every command has returned: batch worker threads are joined,
+    outputs renamed into place, temporary files removed, a background
+    TensorFlow import finished, standard output and error flushed. This is how
+    both ``main`` and the warm server (:mod:`convfilter.server.daemon`) run a
+    command, so both print the same text and return the same code (0, 1, 2,
+    130; 143 and 129 for SIGTERM and SIGHUP, which are handled as Ctrl-C is).
     """
-    repair_streams()
-    handle_termination()
     try:
-        cli.main(prog_name="convfilter")
+        cli.main(args=argv, prog_name="convfilter")
     except SystemExit as exc:
         code = exc.code
     else:  # pragma: no cover  (standalone Click always raises SystemExit)
@@ -103,9 +106,28 @@ def main() -> None:
             stream.flush()
         except (OSError, ValueError):  # a full or closed reader: say nothing more at exit
             silence_stdout()
-    if "tensorflow" not in sys.modules or not isinstance(code, int | None):
+    if code is None:
+        return 0
+    if not isinstance(code, int):
+        click.echo(code, err=True)
+        return 1
+    return code
+
+
+def main() -> None:
+    """Run the command line in this process (the forwarding client's fallback, and ``--no-server``).
+
+    When TensorFlow was loaded, the process then ends with ``os._exit``:
+    TensorFlow's interpreter teardown takes a noticeable part of a second and
+    has nothing left to do (see :func:`run_command`). Only this entry point
+    exits that way, never :data:`cli` itself (``CliRunner``, library use).
+    """
+    repair_streams()
+    handle_termination()
+    code = run_command()
+    if "tensorflow" not in sys.modules:
         sys.exit(code)
-    os._exit(code or 0)
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -108,7 +108,16 @@ def compute_device() -> str:
     return f"GPU:0 ({name})" if name else "GPU:0"
 
 
-@functools.cache
+MODEL_CACHE_SIZE = 32
+"""Models kept per kind (plain, blocked, pooling): a long-running server's memory stays bounded."""
+
+
+def cached_models() -> int:
+    """How many Keras models are held now."""
+    return sum(make.cache_info().currsize for make in (conv_model, blocked_model, pool_model))
+
+
+@functools.lru_cache(maxsize=MODEL_CACHE_SIZE)
 def conv_model(
     kernel_shape: tuple[int, int],
     stride: tuple[int, int],
@@ -118,8 +127,8 @@ def conv_model(
 ) -> Any:
     """A single-filter Conv2D model that accepts any ``N x H x W x 1`` batch.
 
-    Models are cached per configuration; weights are set by :func:`plain_conv`
-    before every call.
+    Models are cached per configuration (the last :data:`MODEL_CACHE_SIZE`);
+    weights are set by :func:`plain_conv` before every call.
     """
     keras = keras_module()
     inputs = keras.Input(shape=(None, None, 1), name="image")
@@ -135,7 +144,7 @@ def conv_model(
     return keras.Model(inputs, layer(inputs), name="convfilter")
 
 
-@functools.cache
+@functools.lru_cache(maxsize=MODEL_CACHE_SIZE)
 def blocked_model(
     kernel_shape: tuple[int, int],
     channels: tuple[int, int],
@@ -218,7 +227,7 @@ def plain_conv(
     return np.asarray(result)[..., 0]
 
 
-@functools.cache
+@functools.lru_cache(maxsize=MODEL_CACHE_SIZE)
 def pool_model(kind: str, pool_size: tuple[int, int], stride: tuple[int, int], padding: str) -> Any:
     """A ``MaxPooling2D`` (``kind='max'``) or ``AveragePooling2D`` (``'avg'``) model for ``N x H x W x 1``."""
     keras = keras_module()
