@@ -95,7 +95,9 @@ def main() -> None:
             rows[name] = loop_seconds(lines, env)
 
         cf = q(str(CONVFILTER))
-        per_file("cold convfilter --no-server", f"{cf} --no-server blur {{i}} {{o}}", images[: args.cold_calls])
+        per_file(
+            "cold convfilter --no-server", f"{cf} --no-server blur {{i}} {{o}}", images[: args.cold_calls]
+        )
         subprocess.run([str(CONVFILTER), "server", "start"], check=True, env=env, stdout=subprocess.DEVNULL)
         try:
             per_file("warm convfilter through the server", f"{cf} blur {{i}} {{o}}", calls)
@@ -106,8 +108,12 @@ def main() -> None:
                 per_file("vips CLI", f"vips conv {{i}} {{o}} {q(str(root / 'box.mat'))}", calls)
             has_cv = subprocess.run([sys.executable, "-c", "import cv2"], capture_output=True).returncode == 0
             if has_cv:
-                per_file("OpenCV script per file", f"{q(sys.executable)} -c {q(OPENCV_ONE)} {{i}} {{o}}", calls)
-            folder = once([str(CONVFILTER), "blur", str(root / "in"), "-r", "-o", str(root / "folder"), "-q"], env)
+                per_file(
+                    "OpenCV script per file", f"{q(sys.executable)} -c {q(OPENCV_ONE)} {{i}} {{o}}", calls
+                )
+            folder = once(
+                [str(CONVFILTER), "blur", str(root / "in"), "-r", "-o", str(root / "folder"), "-q"], env
+            )
             cv_folder = None
             if has_cv:
                 (root / "cvfolder").mkdir()
@@ -121,7 +127,7 @@ def main() -> None:
             subprocess.run([str(CONVFILTER), "server", "stop"], env=env, stdout=subprocess.DEVNULL)
 
     print(
-        f"grayscale {args.size}x{args.size} PNGs, 3x3 box blur, {os.cpu_count()} CPU cores; one shell loop of "
+        f"grayscale {args.size}x{args.size} PNGs, 3x3 box blur, {os.cpu_count()} CPU cores; a shell loop "
         f"separate processes per row ({args.calls} calls; cold: {args.cold_calls})"
     )
     print()
@@ -133,7 +139,7 @@ def main() -> None:
     print()
     print(f"the whole {args.count}-file folder in one call through the server: {folder:.2f} s")
     if cv_folder is not None:
-        print(f"the one-process OpenCV script over the same files: {cv_folder:.2f} s ({folder / cv_folder:.2f}x)")
+        print(f"the one-process OpenCV script, same files: {cv_folder:.2f} s ({folder / cv_folder:.2f}x)")
     magick_ms = rows.get("ImageMagick convert")
     if magick_ms:
         verdict = "met" if warm <= magick_ms else "NOT met"

@@ -12,6 +12,7 @@ Click's in :mod:`convfilter.cli.boundary`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ import click
 from convfilter.cli.options import BatchOptions
 from convfilter.cli.streams import check_open, silence_stdout, write_stdout
 from convfilter.engine.model import wait_for_preload
+from convfilter.engine.tiles import DEFAULT_TILE_SIZE
 from convfilter.errors import printable
 from convfilter.ops.spec import Operation
 from convfilter.run.files import FilterResult
@@ -133,8 +135,17 @@ def is_single(paths: Sequence[str], opts: BatchOptions) -> bool:
 def _single(
     input_path: str, output_path: str, opts, job: Job, describe, too_small_param, keep_stages
 ) -> None:
+    from convfilter.cluster.zarr_arrays import is_zarr_path
+
+    if is_zarr_path(input_path) or is_zarr_path(output_path):
+        _zarr(input_path, output_path, opts, job)
+        return
     if opts.recursive or opts.suffix:
         raise click.UsageError("--recursive and --suffix need -o DIR or --output-template.")
+    if opts.dask is not None:
+        raise click.UsageError(
+            "--dask is for many files or .zarr arrays: name the outputs with -o DIR or --output-template."
+        )
     if opts.out_format is not None and output_path != STDIO:
         raise click.UsageError(
             "--format is for -o/--output-template outputs and standard output; "
@@ -170,6 +181,47 @@ def _single(
         _frame_note(result, job.output)
         if describe is not None and result.detail is not None:
             describe(result.detail)
+
+
+def _zarr(input_path: str, output_path: str, opts, job: Job) -> None:
+    """A Zarr array in, a float32 Zarr array out, tile by tile (with --dask, as tasks on the cluster)."""
+    from convfilter.cluster import zarr_arrays
+    from convfilter.ops.spec import Conv2DSpec
+
+    if not (zarr_arrays.is_zarr_path(input_path) and zarr_arrays.is_zarr_path(output_path)):
+        raise click.UsageError(
+            "a .zarr array is filtered into a .zarr array: give both INPUT and OUTPUT as .zarr"
+        )
+    if not isinstance(job.op, Conv2DSpec):
+        raise click.UsageError(
+            "Zarr arrays are filtered by the kernel commands and custom (not pool or chain)."
+        )
+    zarr_arrays.require_zarr()
+    if os.path.lexists(input_path) and os.path.lexists(output_path):
+        if os.path.samefile(input_path, output_path):
+            raise click.ClickException(f"{output_path}: is the input; choose another output")
+    if opts.skip_existing and os.path.lexists(output_path):
+        return
+    settings = job.output
+    run = functools.partial(
+        zarr_arrays.filter_zarr,
+        input_path,
+        output_path,
+        job.op,
+        tile_size=settings.tile_size or DEFAULT_TILE_SIZE,
+        overwrite=opts.overwrite,
+        workers=opts.jobs,
+    )
+    if opts.dask is None:
+        shapes = run()
+    else:
+        from convfilter.cluster.connect import dask_client, resolve_address
+
+        with dask_client(resolve_address(opts.dask), opts.dask_timeout) as client:
+            shapes = run(client=client)
+    if opts.json_lines:
+        result = FileResult(input_path, output_path, WRITTEN, input_shape=shapes[0], output_shape=shapes[1])
+        write_stdout(json.dumps(result.as_dict()) + "\n")
 
 
 def _frame_note(result: FileResult, settings: OutputSettings) -> None:
@@ -218,8 +270,25 @@ def _batch(name: str, paths: Sequence[str], opts, job: Job, describe) -> None:
         suffix=opts.suffix,
         fmt=opts.out_format,
     )
+    address = None
+    if opts.dask is not None:
+        from convfilter.cluster.connect import require_dask, resolve_address
+
+        address = resolve_address(opts.dask)
+        require_dask()
     check_jobs(job, skip_existing=opts.skip_existing, make_dirs=True)
-    runner = Runner(job, workers=opts.jobs, fail_fast=opts.fail_fast)
+    if address is None:
+        _run_batch(Runner(job, workers=opts.jobs, fail_fast=opts.fail_fast), job, opts, describe)
+        return
+    from convfilter.cluster.batch import ClusterRunner
+    from convfilter.cluster.connect import dask_client
+
+    with dask_client(address, opts.dask_timeout) as client:
+        _run_batch(ClusterRunner(job, client, fail_fast=opts.fail_fast), job, opts, describe)
+
+
+def _run_batch(runner, job: Job, opts, describe) -> None:
+    """Run a batch with ``runner`` (local or on a cluster): report files, the progress bar, the summary."""
     counts = {WRITTEN: 0, FAILED: 0, SKIPPED: 0}
 
     def report(result: FileResult) -> None:

@@ -292,6 +292,8 @@ class BatchOptions:
     quiet: bool
     jobs: int | None
     png_compression: int
+    dask: str | None
+    dask_timeout: float
 
 
 def _check_format(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -373,6 +375,24 @@ def batch_options(command: Callable) -> Callable:  # long: a declarative list of
             metavar="0..9",
             help="PNG outputs: 0 no compression; 1 fastest (the Sub row filter and zlib's run-length "
             "strategy, as OpenCV does); 2..9 zlib levels with every row filter tried, slower, smaller.",
+        ),
+        click.option(
+            "--dask",
+            metavar="[ADDRESS]",
+            is_flag=False,
+            flag_value="",
+            default=None,
+            help="Run the files as tasks on a Dask cluster: tcp://HOST:8786, or local:N for N worker "
+            "processes on this machine; a bare --dask reads DASK_SCHEDULER_ADDRESS. Inputs and outputs "
+            "must be on storage every worker sees. Needs pip install 'convfilter[dask]'.",
+        ),
+        click.option(
+            "--dask-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=10.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="How long to try to reach the Dask scheduler.",
         ),
     ]
     names = list(BatchOptions.__dataclass_fields__)

@@ -117,7 +117,7 @@ EXPLAIN_HELP = """Explain what the Conv2D does to a shape, without running it.
 Prints the input shape, the kernel size, the padding added on each side, the
 output shape with the formula that gave it, the layer's trainable weights
 and the connections a fully connected layer with the same input and output
-would need. Give the input as IMAGE (an image or a matrix file) or --shape
+would need. Give the input as IMAGE (an image, a matrix file or a .zarr array) or --shape
 H W, and the kernel as --kernel-size KH KW or --kernel NAME|SPEC (a named
 kernel with its --size/--sigma/--seed, or a custom SPEC as for 'custom').
 
@@ -253,9 +253,10 @@ def explain_command(  # long: a dozen options resolved into one explain() call
         raise click.BadParameter(f"{bias} is not a finite number.", param_hint="'--bias'")
     source = ""
     if image is not None:
+        from convfilter.cluster.zarr_arrays import is_zarr_path, open_input
         from convfilter.run.files import read_input
 
-        shape = read_input(image).shape
+        shape = tuple(open_input(image).shape) if is_zarr_path(image) else read_input(image).shape
         source = f"{image}: "
     try:
         result = explain(

@@ -26,6 +26,31 @@ def exists_message(path: str) -> str:
     return f"{path}: already exists (use --overwrite to replace it or --skip-existing to keep it)"
 
 
+def temp_prefix(path: str) -> str:
+    """How the temporary files for ``path`` begin: ``.convfilter-<name>.`` (the name cut to 100 characters)."""
+    return f".convfilter-{os.path.basename(path)[:100]}."
+
+
+def remove_leftovers(path: str) -> int:
+    """Remove the temporary files a killed writer of ``path`` left next to it; how many there were.
+
+    Only for a caller that knows no one writes ``path`` now (a Dask run whose
+    tasks have all ended: a worker killed mid-write cannot clean up).
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = temp_prefix(path)
+    removed = 0
+    try:
+        names = [name for name in os.listdir(directory) if name.startswith(prefix) and name.endswith(".part")]
+    except OSError:
+        return 0
+    for name in names:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, name))
+            removed += 1
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(
     path: str,
@@ -44,7 +69,7 @@ def atomic_path(
     """
     directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".convfilter-", suffix=suffix, dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=suffix, dir=directory)
     except OSError as exc:
         raise ConvFilterError(f"{path}: cannot write ({exc.strerror})") from None
     os.close(fd)

@@ -1,0 +1,201 @@
+"""Zarr arrays in and out: a 2-D array larger than memory, filtered tile by tile with halos.
+
+The output is planned with convfilter's own tile planner
+(:func:`convfilter.engine.tiles.plan_tiles`) on the whole array's shape, so
+'same' padding is split as Keras splits it for the whole axis, whatever the
+chunks. Each output tile reads exactly the input window it needs (plus the
+border's pixels where the window pokes out) from the Zarr store, runs through
+the same engine as an image, and is written as whole chunks of the output
+(its chunks are the tiles), so tiles never share a chunk and may be written in
+any order, by threads here or by Dask workers. Memory is a few tiles' windows,
+whatever the array's size. The result is float32, the raw Conv2D values
+(``--range`` is for image outputs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from convfilter.errors import ArgumentError, ConvFilterError, ImageTooSmallError, one_line
+from convfilter.io.atomic import exists_message
+from convfilter.ops.spec import Conv2DSpec
+
+TILES_PER_TASK = 4
+"""Output tiles per Dask task: each task is worth its round trip, and a worker holds few windows."""
+EXTRA = "pip install 'convfilter[dask]'"
+
+
+def is_zarr_path(path: str) -> bool:
+    """Whether ``path`` names a Zarr array (a ``.zarr`` directory)."""
+    return path.rstrip("/").lower().endswith(".zarr")
+
+
+def require_zarr() -> Any:
+    """The ``zarr`` module, or a usage error naming the extra that provides it."""
+    try:
+        import zarr
+    except ImportError:
+        raise ArgumentError(f"Zarr arrays need zarr, which is not installed: {EXTRA}") from None
+    return zarr
+
+
+def open_input(path: str) -> Any:
+    """The one 2-D array of the Zarr store at ``path`` (an array, or a group holding exactly one)."""
+    zarr = require_zarr()
+    if not os.path.isdir(path):
+        raise ConvFilterError(f"{path}: no such Zarr array (a .zarr directory)")
+    try:
+        node = zarr.open(path, mode="r")
+    except Exception as exc:
+        raise ConvFilterError(f"{path}: not a Zarr array ({one_line(exc)})") from None
+    if not hasattr(node, "shape"):
+        arrays = list(node.arrays())
+        if len(arrays) != 1:
+            raise ConvFilterError(f"{path}: a Zarr group with {len(arrays)} arrays; expected exactly one")
+        node = arrays[0][1]
+    if len(node.shape) != 2:
+        raise ConvFilterError(f"{path}: a {len(node.shape)}-D Zarr array; expected a 2-D one (H x W)")
+    if not np.issubdtype(node.dtype, np.number) or np.issubdtype(node.dtype, np.complexfloating):
+        raise ConvFilterError(f"{path}: Zarr values of type {node.dtype}; expected real numbers")
+    return node
+
+
+def plan(shape: tuple[int, int], op: Conv2DSpec, tile_size: int) -> tuple[list, tuple[int, int]]:
+    """The output tiles and the output chunk shape (the tiles' full size) for an ``H x W`` input."""
+    from convfilter.engine.tiles import plan_tiles
+
+    tiles = plan_tiles(shape, op, tile_size)
+    first = tiles[0]
+    return tiles, (first.rows.stop - first.rows.start, first.cols.stop - first.cols.start)
+
+
+def read_window(array: Any, tile: Any, border: str) -> tuple[np.ndarray, tuple, tuple]:
+    """The input window ``tile`` reads from ``array`` (``1 x h x w``) and the zeros still to pad around it."""
+    from convfilter.engine.tiles import border_index
+
+    if border == "zero":
+        window = np.asarray(array[tile.in_rows, tile.in_cols])
+        return window[None], tile.pad_y, tile.pad_x
+    h, w = array.shape
+    rows = border_index(
+        np.arange(tile.in_rows.start - tile.pad_y[0], tile.in_rows.stop + tile.pad_y[1]), h, border
+    )
+    cols = border_index(
+        np.arange(tile.in_cols.start - tile.pad_x[0], tile.in_cols.stop + tile.pad_x[1]), w, border
+    )
+    # Read each needed row and column once (a 'wrap' border may need both ends of an axis).
+    unique_rows, row_at = np.unique(rows, return_inverse=True)
+    unique_cols, col_at = np.unique(cols, return_inverse=True)
+    block = np.asarray(array.oindex[unique_rows, unique_cols])
+    return block[row_at][:, col_at][None], (0, 0), (0, 0)
+
+
+def filter_tiles_of(
+    input_path: str, output_path: str, op: Conv2DSpec, tile_size: int, indices: Sequence[int]
+) -> int:
+    """Filter the output tiles numbered ``indices`` of ``input_path`` into the Zarr array at ``output_path``.
+
+    Runs wherever the arrays can be opened (a thread here, a Dask worker);
+    returns how many tiles it wrote.
+    """
+    from convfilter.engine.tiles import convolve_op
+
+    zarr = require_zarr()
+    source = open_input(input_path)
+    target = zarr.open_array(output_path, mode="r+")
+    tiles, _ = plan(source.shape, op, tile_size)
+    for index in indices:
+        tile = tiles[index]
+        window, pad_y, pad_x = read_window(source, tile, op.border)
+        target[tile.rows, tile.cols] = convolve_op(window, op, pad_y, pad_x)[0]
+    return len(indices)
+
+
+def filter_zarr(
+    input_path: str,
+    output_path: str,
+    op: Conv2DSpec,
+    *,
+    tile_size: int,
+    overwrite: bool = False,
+    client: Any = None,
+    workers: int | None = None,
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Filter the Zarr array ``input_path`` into a new float32 Zarr array ``output_path``.
+
+    Tiles run in ``workers`` threads, or as Dask tasks when ``client`` is a
+    ``distributed.Client`` (then both paths must be on storage every worker
+    sees). The output is built next to ``output_path`` under a temporary name
+    and renamed into place when complete; an existing output is refused unless
+    ``overwrite``. Returns the input and output shapes.
+    """
+    zarr = require_zarr()
+    source = open_input(input_path)
+    shape = tuple(source.shape)
+    try:
+        out_shape = op.output_shape(shape)
+    except ImageTooSmallError as exc:
+        raise ConvFilterError(f"{input_path}: {exc}") from None
+    if os.path.lexists(output_path) and not overwrite:
+        raise ConvFilterError(exists_message(output_path))
+    tiles, chunks = plan(shape, op, tile_size)
+    parent = os.path.dirname(os.path.abspath(output_path))
+    try:
+        temporary = tempfile.mkdtemp(prefix=".convfilter-", suffix=".zarr.part", dir=parent)
+    except OSError as exc:
+        raise ConvFilterError(f"{output_path}: cannot write ({exc.strerror})") from None
+    try:
+        os.chmod(temporary, 0o777 & ~_umask())
+        zarr.create_array(temporary, shape=out_shape, chunks=chunks, dtype="float32", overwrite=True)
+        groups = [
+            list(range(i, min(i + TILES_PER_TASK, len(tiles)))) for i in range(0, len(tiles), TILES_PER_TASK)
+        ]
+        if client is not None:
+            futures = [
+                client.submit(filter_tiles_of, input_path, temporary, op, tile_size, group, pure=False)
+                for group in groups
+            ]
+            client.gather(futures)
+        else:
+            with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+                list(
+                    pool.map(
+                        lambda group: filter_tiles_of(input_path, temporary, op, tile_size, group), groups
+                    )
+                )
+        _move_into_place(temporary, output_path)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return shape, out_shape
+
+
+def _move_into_place(temporary: str, output_path: str) -> None:
+    old = None
+    if os.path.lexists(output_path):
+        old = tempfile.mkdtemp(prefix=".convfilter-old-", dir=os.path.dirname(os.path.abspath(output_path)))
+        os.rename(output_path, os.path.join(old, "replaced"))
+    try:
+        os.rename(temporary, output_path)
+    except OSError as exc:
+        if old is not None:
+            os.rename(os.path.join(old, "replaced"), output_path)
+        raise ConvFilterError(f"{output_path}: cannot write ({exc.strerror})") from None
+    finally:
+        if old is not None:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(old)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

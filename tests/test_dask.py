@@ -1,0 +1,258 @@
+"""Folders on a Dask cluster: the same outputs, messages and exit codes as the same command run here.
+
+Each cluster is started by its test (a ``LocalCluster`` through ``--dask local:2``,
+or a real ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1)
+and always stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+pytest.importorskip("distributed")
+
+BIN = Path(sys.executable).parent
+
+
+def _exe() -> Path:
+    exe = BIN / "convfilter"
+    if not exe.exists():
+        pytest.skip("convfilter console script is not installed in this environment")
+    return exe
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("CONVFILTER_SERVER", "DASK_SCHEDULER_ADDRESS")}
+    env["CONVFILTER_SERVER"] = "off"
+    return env
+
+
+def _folder(root: Path, count: int = 12, size: tuple[int, int] = (60, 80), broken: bool = True) -> Path:
+    folder = root / "in"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    for number in range(count):
+        shape = size if number % 3 else (size[0] + 7, size[1] - 5)  # two sizes: two model batches
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(folder / f"{number:03d}.png")
+    if broken:
+        (folder / "broken.png").write_bytes(b"not an image")
+    return folder
+
+
+def _run(args, cwd, timeout=300):
+    return subprocess.run([str(_exe()), *args], cwd=cwd, env=_env(), capture_output=True, timeout=timeout)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _twins(tmp_path: Path, **kwargs) -> tuple[Path, Path]:
+    here = tmp_path / "here"
+    _folder(here, **kwargs)
+    there = tmp_path / "there"
+    shutil.copytree(here, there)
+    return here, there
+
+
+def test_a_folder_on_a_local_cluster_matches_the_local_run(tmp_path):
+    here, there = _twins(tmp_path)
+    args = ["sharpen", "in", "-r", "-o", "out", "--padding", "same", "--json"]
+    local = _run(args, here)
+    dask = _run([*args, "--dask", "local:2"], there)
+    assert dask.returncode == local.returncode == 1
+    assert sorted(dask.stdout.splitlines()) == sorted(local.stdout.splitlines())
+    assert dask.stderr == local.stderr
+    assert dask.stderr.decode().splitlines() == [
+        "Error: in/broken.png: not an image file Pillow can read",
+        "12 written, 1 failed, 0 skipped",
+    ]
+    assert _tree(here) == _tree(there)
+
+
+def test_fail_fast_stops_the_cluster_run(tmp_path):
+    folder = _folder(tmp_path, count=30)
+    (folder / "000.png").write_bytes(b"broken too")
+    done = _run(["blur", "in", "-r", "-o", "out", "--fail-fast", "--dask", "local:2"], tmp_path)
+    assert done.returncode == 1
+    lines = done.stderr.decode().splitlines()
+    assert lines[0] in (
+        "Error: in/000.png: not an image file Pillow can read",
+        "Error: in/broken.png: not an image file Pillow can read",
+    )
+    written = len(list((tmp_path / "out").glob("*.png"))) if (tmp_path / "out").exists() else 0
+    assert lines[-1].startswith(f"{written} written, ")
+    if "stopped at the first failure" in lines[-1]:
+        not_done = int(lines[-1].split(", ")[-1].split()[0])
+        failed = int(lines[-1].split(", ")[1].split()[0])
+        assert written + failed + not_done == 31
+    assert not list(tmp_path.rglob(".convfilter-*"))
+
+
+def _descendants(pid: int) -> list:
+    import psutil
+
+    return psutil.Process(pid).children(recursive=True)
+
+
+def test_a_worker_killed_mid_run_has_its_tasks_retried(tmp_path):
+    here, there = _twins(tmp_path, count=40, size=(700, 900), broken=False)
+    local = _run(["blur", "in", "-r", "-o", "out", "-q"], here)
+    assert local.returncode == 0, local.stderr
+    client = subprocess.Popen(
+        [str(_exe()), "blur", "in", "-r", "-o", "out", "-q", "--dask", "local:2"],
+        cwd=there,
+        env=_env(),
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not ((there / "out").exists() and any((there / "out").glob("*.png"))):
+            assert time.monotonic() < deadline and client.poll() is None, "no output appeared"
+            time.sleep(0.05)
+        workers = [p for p in _descendants(client.pid) if "spawn_main" in " ".join(p.cmdline())]
+        assert workers, "no worker process found"
+        workers[-1].kill()
+        assert client.wait(timeout=300) == 0, client.stderr.read()
+    finally:
+        if client.poll() is None:
+            client.kill()
+    assert _tree(here) == _tree(there)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_real_scheduler_and_workers(tmp_path):
+    dask_cli = BIN / "dask"
+    if not dask_cli.exists():
+        pytest.skip("the dask command is not installed")
+    here, there = _twins(tmp_path)
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": _env()}
+    processes = [
+        subprocess.Popen(
+            [str(dask_cli), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            **quiet,
+        )
+    ]
+    try:
+        for _ in range(2):
+            processes.append(
+                subprocess.Popen(
+                    [
+                        str(dask_cli),
+                        "worker",
+                        address,
+                        "--nthreads",
+                        "1",
+                        "--no-dashboard",
+                        "--host",
+                        "127.0.0.1",
+                    ],
+                    **quiet,
+                )
+            )
+        local = _run(["edge", "in", "-r", "-o", "out"], here)
+        remote = _run(["edge", "in", "-r", "-o", "out", "--dask", address, "--dask-timeout", "60"], there)
+        assert (remote.returncode, remote.stderr) == (local.returncode, local.stderr)
+        assert _tree(here) == _tree(there)
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def test_an_unreachable_scheduler_is_one_error_line(tmp_path):
+    _folder(tmp_path, count=2, broken=False)
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    started = time.monotonic()
+    done = _run(["blur", "in", "-r", "-o", "out", "--dask", address, "--dask-timeout", "2"], tmp_path)
+    assert time.monotonic() - started < 60
+    assert done.returncode == 1
+    lines = done.stderr.decode().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"Error: {address}: cannot reach the Dask scheduler within 2 s")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bare_dask_reads_the_scheduler_address_from_the_environment(tmp_path, monkeypatch):
+    from convfilter.cli import cli
+
+    _folder(tmp_path, count=1, broken=False)
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["blur", "in", "-r", "-o", "out", "--dask"])
+    assert result.exit_code == 2
+    assert (
+        "Error: Invalid value for '--dask': give a scheduler address (tcp://HOST:8786) or local:N"
+        in result.output
+    )
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://127.0.0.1:1")
+    result = CliRunner().invoke(cli, ["blur", "in", "-r", "-o", "out", "--dask-timeout", "1", "--dask"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: tcp://127.0.0.1:1: cannot reach the Dask scheduler within 1 s")
+
+
+def test_without_the_extra_dask_is_a_usage_error_naming_it(tmp_path, monkeypatch):
+    from convfilter.cli import cli
+
+    _folder(tmp_path, count=1, broken=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    result = CliRunner().invoke(cli, ["blur", "in", "-r", "-o", "out", "--dask", "local:2"])
+    assert result.exit_code == 2
+    assert result.output.endswith(
+        "Error: Invalid value for '--dask': needs Dask, which is not installed: pip install 'convfilter[dask]'\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_client_process_never_imports_tensorflow(tmp_path):
+    _folder(tmp_path, count=3, broken=False)
+    code = (
+        "import sys\n"
+        "from convfilter.cli import run_command\n"
+        "code = run_command(['blur', 'in', '-r', '-o', 'out', '-q', '--dask', 'local:1'])\n"
+        "print(code, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300
+    )
+    assert done.stdout.splitlines()[-1] == "0 False False", done.stderr
+    assert len(list((tmp_path / "out").glob("*.png"))) == 3
+
+
+def test_dask_is_refused_for_a_single_file(tmp_path, gray_png):
+    from convfilter.cli import cli
+
+    result = CliRunner().invoke(cli, ["blur", str(gray_png), str(tmp_path / "o.png"), "--dask", "local:2"])
+    assert result.exit_code == 2
+    assert "Error: --dask is for many files or .zarr arrays" in result.output
+
+
+@contextlib.contextmanager
+def _no_leftovers(root: Path):
+    yield
+    assert not list(root.rglob(".convfilter-*"))
