@@ -30,7 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from batch import make_images
+# This file is called dask.py: its folder goes to the end of the path, or `import dask` would find it.
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE] + [HERE]
+
+from batch import make_images  # noqa: E402
 
 CONVFILTER = Path(sys.executable).with_name("convfilter")
 
@@ -97,7 +101,8 @@ def main() -> None:
         zarr_row = None
         if args.side:
             source = root / "big.zarr"
-            array = zarr.create_array(str(source), shape=(args.side, args.side), chunks=(2048, 2048), dtype="uint8")
+            shape = (args.side, args.side)
+            array = zarr.create_array(str(source), shape=shape, chunks=(2048, 2048), dtype="uint8")
             rng = np.random.default_rng(args.seed)
             for top in range(0, args.side, 2048):
                 rows = min(2048, args.side - top)
@@ -121,7 +126,7 @@ def main() -> None:
     print()
     print("| run | wall s | ms per image |")
     print("|---|---:|---:|")
-    print(f"| one process (`convfilter blur DIR -r -o OUT`) | {one_process:.2f} | {one_process / n * 1000:.1f} |")
+    print(f"| one process (`blur DIR -r -o OUT`) | {one_process:.2f} | {one_process / n * 1000:.1f} |")
     print(f"| `--dask local:{w}` (cluster start included) | {on_cluster:.2f} | {on_cluster / n * 1000:.1f} |")
     print()
     print(f"fixed costs: cluster start {started:.2f} s, worker warm-up (TensorFlow import) {warmed:.2f} s")
@@ -131,7 +136,7 @@ def main() -> None:
     for files_per_task, (wall, tasks) in per_task.items():
         print(f"| {files_per_task} | {tasks} | {wall:.2f} | {wall / n * 1000:.1f} |")
     print()
-    print(f"per-task overhead: {overhead * 1000:.1f} ms of a worker; per image: {per_file * 1000:.1f} ms of a worker")
+    print(f"per-task overhead: {overhead * 1000:.1f} ms of a worker; per image: {per_file * 1000:.1f} ms")
     files, workers, files_per_task = 1_000_000, 100, 64
     fixed = started + warmed
     predicted = fixed + files * per_file / workers + (files / files_per_task) * overhead / workers

@@ -127,7 +127,7 @@ def main() -> None:
             subprocess.run([str(CONVFILTER), "server", "stop"], env=env, stdout=subprocess.DEVNULL)
 
     print(
-        f"grayscale {args.size}x{args.size} PNGs, 3x3 box blur, {os.cpu_count()} CPU cores; a shell loop "
+        f"grayscale {args.size}x{args.size} PNGs, 3x3 box blur, {os.cpu_count()} CPU cores; a shell loop of "
         f"separate processes per row ({args.calls} calls; cold: {args.cold_calls})"
     )
     print()

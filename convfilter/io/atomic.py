@@ -27,7 +27,7 @@ def exists_message(path: str) -> str:
 
 
 def temp_prefix(path: str) -> str:
-    """How the temporary files for ``path`` begin: ``.convfilter-<name>.`` (the name cut to 100 characters)."""
+    """How temporary files for ``path`` begin: ``.convfilter-<name>.`` (the name cut to 100 characters)."""
     return f".convfilter-{os.path.basename(path)[:100]}."
 
 
