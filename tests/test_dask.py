@@ -7,7 +7,6 @@ and always stopped.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -252,7 +251,31 @@ def test_dask_is_refused_for_a_single_file(tmp_path, gray_png):
     assert "Error: --dask is for many files or .zarr arrays" in result.output
 
 
-@contextlib.contextmanager
-def _no_leftovers(root: Path):
-    yield
-    assert not list(root.rglob(".convfilter-*"))
+def test_ctrl_c_cancels_every_task_and_the_summary_matches_the_disk(tmp_path):
+    _folder(tmp_path, count=40, size=(900, 900), broken=False)
+    client = subprocess.Popen(
+        [str(_exe()), "blur", "in", "-r", "-o", "out", "--dask", "local:2"],
+        cwd=tmp_path,
+        env=_env(),
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not ((tmp_path / "out").exists() and any((tmp_path / "out").glob("*.png"))):
+            assert time.monotonic() < deadline and client.poll() is None, "no output appeared"
+            time.sleep(0.05)
+        client.send_signal(signal.SIGINT)
+        assert client.wait(timeout=120) == 130
+    finally:
+        if client.poll() is None:
+            client.kill()
+    line = client.stderr.read().decode().splitlines()[-1]
+    written = int(line.split()[1])
+    assert line == f"Interrupted: {written} written, 0 failed, 0 skipped, {40 - written} not done"
+    time.sleep(2)  # nothing goes on writing after the client has gone
+    outputs = sorted((tmp_path / "out").iterdir())
+    assert len(outputs) == written < 40
+    assert not [p for p in outputs if p.name.startswith(".convfilter-")]
+    for path in outputs:
+        with Image.open(path) as image:
+            image.load()
