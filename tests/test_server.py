@@ -232,7 +232,15 @@ def test_the_client_imports_no_heavy_module(server, tmp_path):
         "heavy = sorted({'numpy', 'PIL', 'click', 'tensorflow', 'keras'} & {m.split('.')[0] for m in sys.modules})\n"
         "print(code, heavy)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    # Run outside the source tree, so that the installed package is the one imported (as CI installs it).
+    result = subprocess.run(
+        [str(exe.with_name("python")), "-c", code],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.stdout == "0 []\n", result.stderr
     assert (tmp_path / "o.png").exists()
 
@@ -308,10 +316,14 @@ def test_a_foreign_or_hung_server_is_not_used(convfilter_exe, tmp_path, greeting
 
 
 def _socket(exe: Path, env: dict) -> str:
-    """The socket path this install uses in ``env``'s runtime directory (asked of the installed Python)."""
+    """The socket path this install uses in ``env``'s runtime directory (asked of the installed package).
+
+    The command runs in ``/``: from the source tree, ``python -c`` would import the
+    checkout's package, whose install (and so its socket) differs from a non-editable one.
+    """
     code = "from convfilter.server import paths; print(paths.socket_path(paths.runtime_dir()))"
     return subprocess.run(
-        [str(exe.with_name("python")), "-c", code], env=env, capture_output=True, text=True, check=True
+        [str(exe.with_name("python")), "-c", code], env=env, cwd="/", capture_output=True, text=True, check=True
     ).stdout.strip()
 
 
