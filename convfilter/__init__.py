@@ -18,6 +18,8 @@ _PUBLIC = {
     "ArgumentError": "convfilter.errors",
     "ChainSpec": "convfilter.ops.spec",
     "Conv2DSpec": "convfilter.ops.spec",
+    "TransposeSpec": "convfilter.ops.transpose",
+    "transpose_array": "convfilter.engine.transpose",
     "ConvFilterError": "convfilter.errors",
     "ImageTooSmallError": "convfilter.errors",
     "PoolSpec": "convfilter.ops.spec",

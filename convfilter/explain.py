@@ -16,6 +16,7 @@ import numpy as np
 from convfilter.ops.geometry import check_padding, dilated_extent, padding_amounts, standardize_pair
 from convfilter.ops.kernels import format_grid
 from convfilter.ops.spec import check_border_use, fits
+from convfilter.ops.transpose import TransposeSpec, check_layer_options
 
 
 @dataclass
@@ -35,6 +36,8 @@ class Explanation:
     convolve: bool = False
     kernel_name: str | None = None
     kernel: np.ndarray | None = field(default=None, repr=False)
+    transpose: bool = False
+    output_padding: tuple[int, int] | None = None
 
     @property
     def params(self) -> int:
@@ -48,8 +51,9 @@ class Explanation:
 
     @property
     def multiply_adds(self) -> int:
-        """Multiplications the convolution does: one per weight per output pixel."""
-        return self.output_shape[0] * self.output_shape[1] * self.kernel_shape[0] * self.kernel_shape[1]
+        """Multiplications the layer does: one per weight per output pixel (per input pixel, transposed)."""
+        (h, w), (kh, kw) = self.output_shape if not self.transpose else self.input_shape, self.kernel_shape
+        return h * w * kh * kw
 
     def as_dict(self) -> dict:
         """A JSON-ready dictionary (lists for shapes)."""
@@ -68,7 +72,10 @@ class Explanation:
             "params": self.params,
             "dense_connections": self.dense_connections,
             "multiply_adds": self.multiply_adds,
+            "transpose": self.transpose,
         }
+        if self.transpose:
+            data["output_padding"] = None if self.output_padding is None else list(self.output_padding)
         if self.kernel_name is not None:
             data["kernel_name"] = self.kernel_name
         if self.kernel is not None:
@@ -84,6 +91,15 @@ def axis_formula(n: int, k: int, s: int, d: int, padding: str, out: int) -> str:
     return f"floor(({n} {sign} {d}*({k} - 1) - 1) / {s}) + 1 = {out}"
 
 
+def transpose_formula(n: int, k: int, s: int, d: int, padding: str, p: int | None, out: int) -> str:
+    """A transposed convolution's output-length formula with the numbers in, e.g. ``14*2 = 28``."""
+    kd = dilated_extent(k, d)
+    if p is None:
+        return f"{n}*{s} = {out}" if padding == "same" else f"{n}*{s} + max({kd} - {s}, 0) = {out}"
+    pad = kd // 2 if padding == "same" else 0
+    return f"({n} - 1)*{s} + {kd} - 2*{pad} + {p} = {out}"
+
+
 def explain(
     input_shape: Sequence[int],
     kernel_shape: Sequence[int],
@@ -96,12 +112,18 @@ def explain(
     kernel: np.ndarray | None = None,
     border: str = "zero",
     convolve: bool = False,
+    transpose: bool = False,
+    output_padding: int | Sequence[int] | None = None,
 ) -> Explanation:
     """Work out a convolution's shapes and counts; ``ValueError`` for bad arguments.
 
     ``kernel`` (optional) is the grid as given; with ``convolve`` the
     explanation holds it flipped, as the Conv2D receives it. ``border`` does
     not change any number; it is recorded for the text.
+
+    With ``transpose`` it explains a ``Conv2DTranspose``
+    (:class:`~convfilter.ops.transpose.TransposeSpec`, with ``output_padding``):
+    ``padding`` then holds what is cropped off the full scatter-add result.
 
     Raises :class:`~convfilter.errors.ImageTooSmallError` when the output
     would be empty ('valid' padding and an input smaller than the kernel).
@@ -110,11 +132,25 @@ def explain(
     kh, kw = standardize_pair(tuple(kernel_shape), "kernel_size")
     stride = standardize_pair(stride, "stride")
     dilation = standardize_pair(dilation, "dilation")
-    padding = check_padding(padding)
-    border = check_border_use(border, padding)
     if kernel is not None:
         kernel = np.asarray(kernel, dtype=np.float64)
         kernel = np.ascontiguousarray(kernel[::-1, ::-1]) if convolve else kernel
+    check_layer_options(transpose, output_padding, border)
+    if transpose:
+        return _explain_transpose(
+            (h, w),
+            (kh, kw),
+            stride,
+            padding,
+            dilation,
+            output_padding,
+            use_bias,
+            kernel_name,
+            kernel,
+            convolve,
+        )
+    padding = check_padding(padding)
+    border = check_border_use(border, padding)
     out = fits((h, w), (kh, kw), stride, padding, dilation)
     top, bottom = padding_amounts(h, kh, stride[0], dilation[0], padding)
     left, right = padding_amounts(w, kw, stride[1], dilation[1], padding)
@@ -136,6 +172,58 @@ def explain(
         kernel_name=kernel_name,
         kernel=kernel,
     )
+
+
+def _explain_transpose(
+    shape, kernel_shape, stride, padding, dilation, output_padding, use_bias, kernel_name, kernel, convolve
+) -> Explanation:
+    op = TransposeSpec(np.zeros(kernel_shape), stride, padding, dilation, output_padding)
+    out = op.output_shape(shape)
+    (top, bottom), (left, right) = op.crops(shape)
+    axes = [
+        transpose_formula(
+            shape[a],
+            kernel_shape[a],
+            stride[a],
+            dilation[a],
+            op.padding,
+            None if op.output_padding is None else op.output_padding[a],
+            out[a],
+        )
+        for a in (0, 1)
+    ]
+    return Explanation(
+        convolve=convolve,
+        input_shape=shape,
+        kernel_shape=kernel_shape,
+        stride=stride,
+        dilation=dilation,
+        padding_mode=op.padding,
+        padding={"top": top, "bottom": bottom, "left": left, "right": right},
+        output_shape=out,
+        formulas={"rows": axes[0], "cols": axes[1]},
+        use_bias=bool(use_bias),
+        kernel_name=kernel_name,
+        kernel=kernel,
+        transpose=True,
+        output_padding=op.output_padding,
+    )
+
+
+def _format_transpose(e: Explanation) -> list[str]:
+    (h, w), (kh, kw) = e.input_shape, e.kernel_shape
+    (sy, sx), (dy, dx) = e.stride, e.dilation
+    span = (dilated_extent(kh, dy), dilated_extent(kw, dx))
+    full = ((h - 1) * sy + span[0], (w - 1) * sx + span[1])
+    pad = e.padding
+    output_padding = "none" if e.output_padding is None else f"{e.output_padding[0]}x{e.output_padding[1]}"
+    return [
+        f"scatter:      every input pixel (i, j) adds the kernel ({span[0]}x{span[1]} with its dilation) "
+        f"times its value at ({sy}*i, {sx}*j): a {full[0]}x{full[1]} grid, ({h} - 1)*{sy} + {span[0]} "
+        f"by ({w} - 1)*{sx} + {span[1]}",
+        f"crop:         '{e.padding_mode}', output padding {output_padding}: top {pad['top']}, "
+        f"bottom {pad['bottom']}, left {pad['left']}, right {pad['right']} (negative: zeros added)",
+    ]
 
 
 def format_text(e: Explanation) -> str:
@@ -163,13 +251,22 @@ def format_text(e: Explanation) -> str:
         if e.convolve:
             lines.append("              flipped for --convolve, the Conv2D's weights:")
         lines.append("\n".join("              " + row for row in format_grid(e.kernel).splitlines()))
+    if e.transpose:
+        lines[1] = (
+            f"kernel:       {name}{kh}x{kw}, stride {e.stride[0]}x{e.stride[1]}, "
+            f"dilation {e.dilation[0]}x{e.dilation[1]}, transposed (Conv2DTranspose)"
+        )
+        lines += _format_transpose(e)
+        work = f"{h}*{w} inputs x {kh * kw} weights"
+    else:
+        lines.append(f"padding:      {padding}")
+        work = f"{oh}*{ow} outputs x {kh * kw} weights"
     lines += [
-        f"padding:      {padding}",
         f"output rows:  {e.formulas['rows']}",
         f"output cols:  {e.formulas['cols']}",
         f"output:       {oh}x{ow} (tensor 1x{oh}x{ow}x1)",
         f"weights:      {e.params:,} trainable ({kh}*{kw} kernel weights shared by every window, {bias})",
-        f"work:         {e.multiply_adds:,} multiply-adds ({oh}*{ow} outputs x {kh * kw} weights)",
+        f"work:         {e.multiply_adds:,} multiply-adds ({work})",
         f"dense layer:  {e.dense_connections:,} connections ({h}*{w} inputs x {oh}*{ow} outputs), "
         f"{ratio:,.0f} times the convolution's weights",
     ]

@@ -21,11 +21,13 @@ from convfilter.cli.options import (
     scale_option,
     show_options,
     split_conv,
+    transpose_options,
 )
 from convfilter.cli.report import report_conv
 from convfilter.cli.side import check_side_outputs, write_side_outputs
 from convfilter.ops.kernels import NamedKernel, format_grid
 from convfilter.ops.spec import Conv2DSpec, Operation
+from convfilter.ops.transpose import TransposeSpec, check_layer_options
 from convfilter.run.files import FilterResult
 from convfilter.run.jobs import OutputSettings
 
@@ -53,6 +55,15 @@ def conv_settings(params: dict, paths, batch: BatchOptions, compare, export) -> 
         paths, batch, compare, export, color=output["color"], border=conv["border"], padding=conv["padding"]
     )
     return conv, output
+
+
+def conv_op(grid, conv: dict, transpose: bool, output_padding, name: str) -> Conv2DSpec | TransposeSpec:
+    """The layer the options ask for: a ``Conv2D``, or with ``--transpose`` a ``Conv2DTranspose``."""
+    check_layer_options(transpose, output_padding, conv["border"])
+    if not transpose:
+        return Conv2DSpec(grid, **conv, name=name)
+    keywords = {key: value for key, value in conv.items() if key != "border"}
+    return TransposeSpec(grid, **keywords, output_padding=output_padding, name=name)
 
 
 def run_op(
@@ -110,9 +121,10 @@ def make_kernel_command(kernel: NamedKernel) -> click.Command:
     @kernel_options(kernel)
     @scale_option
     @conv_options
+    @transpose_options
     @batch_options
     @show_options
-    def command(paths, scale, verbose, batch, compare_path, export_path, **params):
+    def command(paths, scale, verbose, batch, compare_path, export_path, transpose, output_padding, **params):
         conv, output = conv_settings(params, paths, batch, compare_path, export_path)
         if "seed" in kernel.options and params.get("seed") is None:
             params["seed"] = secrets.randbelow(2**31)
@@ -120,7 +132,7 @@ def make_kernel_command(kernel: NamedKernel) -> click.Command:
         if scale is not None:
             grid = grid * scale
             params["scale"] = scale
-        op = Conv2DSpec(grid, **conv, name=kernel.name)
+        op = conv_op(grid, conv, transpose, output_padding, kernel.name)
         report = (lambda op, result: report_conv(op, params, result)) if verbose else None
         run_op(op, paths, batch, output, report=report, compare_path=compare_path, export_path=export_path)
 
@@ -170,9 +182,22 @@ Takes one INPUT OUTPUT pair, or many inputs with -o DIR, --recursive,
 @click.option("--normalize", is_flag=True, help="Divide the weights by their sum (refused if it is 0).")
 @scale_option
 @conv_options
+@transpose_options
 @batch_options
 @show_options
-def custom_command(paths, spec, normalize, scale, verbose, batch, compare_path, export_path, **params):
+def custom_command(  # long: the options of one command, resolved into one operation
+    paths,
+    spec,
+    normalize,
+    scale,
+    verbose,
+    batch,
+    compare_path,
+    export_path,
+    transpose,
+    output_padding,
+    **params,
+):
     from convfilter.ops import kernelspec
 
     conv, output = conv_settings(params, paths, batch, compare_path, export_path)
@@ -181,7 +206,7 @@ def custom_command(paths, spec, normalize, scale, verbose, batch, compare_path, 
         grid = kernelspec.normalize(grid, spec)
     if scale is not None:
         grid = grid * scale
-    op = Conv2DSpec(grid, **conv, name="custom")
+    op = conv_op(grid, conv, transpose, output_padding, "custom")
     shown = {"kernel": spec, "normalize": normalize, "scale": scale}
     report = (lambda op, result: report_conv(op, shown, result)) if verbose else None
     run_op(

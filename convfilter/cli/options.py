@@ -181,6 +181,26 @@ def conv_options(command):  # long: one declarative list of options, no logic
     return command
 
 
+def transpose_options(command):
+    """``--transpose`` and ``--output-padding``: a ``Conv2DTranspose`` instead of a ``Conv2D``."""
+    command = click.option(
+        "--output-padding",
+        nargs=2,
+        type=click.IntRange(min=0),
+        default=None,
+        metavar="PY PX",
+        help="With --transpose: Keras's output_padding, rows then columns, each below the stride: "
+        "which of the stride's possible output sizes to make. Default: Keras's size without it.",
+    )(command)
+    return click.option(
+        "--transpose",
+        is_flag=True,
+        help="Run a Conv2DTranspose (transposed convolution) instead: every input pixel adds the "
+        "kernel times its value into the output, --stride apart, so the stride upsamples. "
+        "Padding 'valid' or 'same'; see 'convfilter explain --transpose'.",
+    )(command)
+
+
 def _reject_size(kernel: NamedKernel):
     def callback(ctx: click.Context, param: click.Parameter, value):
         if value is not None:

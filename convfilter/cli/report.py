@@ -11,6 +11,7 @@ from convfilter.figures import shape_text, value_range
 from convfilter.ops.geometry import padding_amounts
 from convfilter.ops.kernels import format_grid
 from convfilter.ops.spec import ChainSpec, Conv2DSpec, PoolSpec
+from convfilter.ops.transpose import TransposeSpec
 from convfilter.run.files import RAW, FilterResult
 
 
@@ -18,7 +19,7 @@ def _indent(text: str, prefix: str = "  ") -> str:
     return "\n".join(prefix + line for line in text.splitlines())
 
 
-def report_conv(op: Conv2DSpec, params: dict, result: FilterResult) -> None:
+def report_conv(op: Conv2DSpec | TransposeSpec, params: dict, result: FilterResult) -> None:
     """``-v`` of a kernel command: ``params`` are the kernel's options as given (``size=5`` ...)."""
     name, grid = op.name, op.kernel
     kh, kw = grid.shape
@@ -35,10 +36,18 @@ def report_conv(op: Conv2DSpec, params: dict, result: FilterResult) -> None:
             "         flipped in both axes for --convolve, the Conv2D's weights are:",
             _indent(format_grid(grid[::-1, ::-1]), "         "),
         ]
-    lines.append(_describe_layer(op, result.input_shape))
-    lines.append(
-        "engine:  same result, computed fast: " + describe_engine(grid.shape, op.stride, op.dilation)
-    )
+    if isinstance(op, TransposeSpec):
+        (top, bottom), (left, right) = op.crops(result.input_shape)
+        lines.append(
+            f"layer:   {op.describe()}: the kernel added at every input pixel, {op.stride[0]}x{op.stride[1]} "
+            f"apart, cropped top {top}, bottom {bottom}, left {left}, right {right}"
+        )
+        lines.append("engine:  the Conv2DTranspose layer itself, on the whole image")
+    else:
+        lines.append(_describe_layer(op, result.input_shape))
+        lines.append(
+            "engine:  same result, computed fast: " + describe_engine(grid.shape, op.stride, op.dilation)
+        )
     lines.append(f"device:  {compute_device()}")
     if result.range_mode == RAW:
         lines.append(

@@ -14,6 +14,7 @@ import click
 import numpy as np
 
 from convfilter.cli.boundary import CONTEXT_SETTINGS, Command, Group
+from convfilter.cli.options import transpose_options
 from convfilter.errors import ArgumentError, ImageTooSmallError
 from convfilter.ops.borders import BORDERS
 from convfilter.ops.geometry import PADDINGS
@@ -193,6 +194,7 @@ Examples:
     help="Gap between kernel taps, rows then columns.",
 )
 @click.option("--bias", type=float, default=0.0, show_default=True, help="A non-zero bias adds 1 weight.")
+@transpose_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def explain_command(  # long: a dozen options resolved into one explain() call
     image,
@@ -208,6 +210,8 @@ def explain_command(  # long: a dozen options resolved into one explain() call
     convolve,
     dilation,
     bias,
+    transpose,
+    output_padding,
     as_json,
 ):
     from convfilter.explain import explain, format_text
@@ -270,6 +274,8 @@ def explain_command(  # long: a dozen options resolved into one explain() call
             kernel=grid,
             border=border,
             convolve=convolve,
+            transpose=transpose,
+            output_padding=output_padding,
         )
     except ImageTooSmallError as exc:
         if image is not None:

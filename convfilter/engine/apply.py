@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from convfilter.ops.spec import ChainSpec, Conv2DSpec, Operation, PoolSpec
+from convfilter.ops.transpose import TransposeSpec
 
 
 def apply(op: Operation, batch: np.ndarray, *, tile_size: int | None = None) -> list[np.ndarray]:
@@ -12,7 +13,8 @@ def apply(op: Operation, batch: np.ndarray, *, tile_size: int | None = None) -> 
 
     A convolution or a pool has one stage; a chain runs as one Keras model
     (:func:`convfilter.engine.stack.run_stack`). ``tile_size`` tiles a large
-    convolution (:mod:`convfilter.engine.tiles`). The images must fit ``op``.
+    convolution (:mod:`convfilter.engine.tiles`); a transposed convolution runs whole.
+    The images must fit ``op``.
     """
     if isinstance(op, Conv2DSpec):
         from convfilter.engine.conv import filter_batch
@@ -22,6 +24,10 @@ def apply(op: Operation, batch: np.ndarray, *, tile_size: int | None = None) -> 
         from convfilter.engine.pool import pool_batch
 
         return [pool_batch(batch, op)]
+    if isinstance(op, TransposeSpec):
+        from convfilter.engine.transpose import transpose_batch
+
+        return [transpose_batch(batch, op)]
     if isinstance(op, ChainSpec):
         from convfilter.engine.stack import run_stack
 

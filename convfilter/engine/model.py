@@ -114,7 +114,8 @@ MODEL_CACHE_SIZE = 32
 
 def cached_models() -> int:
     """How many Keras models are held now."""
-    return sum(make.cache_info().currsize for make in (conv_model, blocked_model, pool_model))
+    makers = (conv_model, blocked_model, pool_model, transpose_model)
+    return sum(make.cache_info().currsize for make in makers)
 
 
 @functools.lru_cache(maxsize=MODEL_CACHE_SIZE)
@@ -235,3 +236,26 @@ def pool_model(kind: str, pool_size: tuple[int, int], stride: tuple[int, int], p
     inputs = keras.Input(shape=(None, None, 1), name="image")
     layer = layers[kind](pool_size=pool_size, strides=stride, padding=padding, name="pool")
     return keras.Model(inputs, layer(inputs), name="convfilter_pool")
+
+
+@functools.lru_cache(maxsize=MODEL_CACHE_SIZE)
+def transpose_model(
+    kernel_shape: tuple[int, int],
+    stride: tuple[int, int],
+    padding: str,
+    output_padding: tuple[int, int] | None,
+    use_bias: bool,
+) -> Any:
+    """A single-filter ``Conv2DTranspose`` model for any ``N x H x W x 1`` batch (weights set per call)."""
+    keras = keras_module()
+    inputs = keras.Input(shape=(None, None, 1), name="image")
+    layer = keras.layers.Conv2DTranspose(
+        1,
+        kernel_shape,
+        strides=stride,
+        padding=padding,
+        output_padding=output_padding,
+        use_bias=use_bias,
+        name="conv_transpose",
+    )
+    return keras.Model(inputs, layer(inputs), name="convfilter_transpose")

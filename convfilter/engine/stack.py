@@ -33,6 +33,7 @@ import numpy as np
 from convfilter.errors import ArgumentError
 from convfilter.ops.geometry import padding_amounts
 from convfilter.ops.spec import ChainSpec, Conv2DSpec, PoolSpec, Stage
+from convfilter.ops.transpose import TransposeSpec
 
 
 def needs_fixed_shape(stages: Sequence[Stage]) -> bool:
@@ -42,10 +43,13 @@ def needs_fixed_shape(stages: Sequence[Stage]) -> bool:
 
 def layer_name(number: int | None, stage: Stage) -> str:
     """The Keras layer name of a stage: ``conv`` alone, ``stage2_sobel_x`` in a stack."""
-    base = "conv" if isinstance(stage, Conv2DSpec) else f"{stage.kind}_pool"
+    if isinstance(stage, TransposeSpec):
+        base = "conv_transpose"
+    else:
+        base = "conv" if isinstance(stage, Conv2DSpec) else f"{stage.kind}_pool"
     if number is None:
         return base
-    label = stage.label if isinstance(stage, Conv2DSpec) else base
+    label = stage.label if isinstance(stage, Conv2DSpec | TransposeSpec) else base
     return f"stage{number}_" + re.sub(r"[^0-9A-Za-z_]+", "_", label).strip("_")
 
 
@@ -56,6 +60,16 @@ def add_stage(keras: Any, tensor: Any, stage: Stage, in_shape: tuple[int, int] |
             f"border {stage.border!r} is padded outside Keras (no standard layer does it), so a model "
             "would not compute this output; use --border zero"
         )
+    if isinstance(stage, TransposeSpec):
+        return keras.layers.Conv2DTranspose(
+            1,
+            stage.layer_weights.shape,
+            strides=stage.stride,
+            padding=stage.padding,
+            output_padding=stage.output_padding,
+            use_bias=stage.bias != 0.0,
+            name=name,
+        )(tensor)
     if isinstance(stage, PoolSpec):
         layer = {"max": keras.layers.MaxPooling2D, "avg": keras.layers.AveragePooling2D}[stage.kind]
         return layer(pool_size=stage.window, strides=stage.stride, padding=stage.padding, name=name)(tensor)
@@ -101,9 +115,10 @@ def add_stage(keras: Any, tensor: Any, stage: Stage, in_shape: tuple[int, int] |
     return keras.layers.MaxPooling2D(pool_size=1, strides=stage.stride, name=f"{name}_subsample")(tensor)
 
 
-def set_stage_weights(layer: Any, stage: Conv2DSpec) -> None:
-    """Put the stage's kernel (and bias, if any) into its ``Conv2D`` layer."""
-    weights = [np.asarray(stage.weights, dtype=np.float32).reshape(stage.window + (1, 1))]
+def set_stage_weights(layer: Any, stage: Conv2DSpec | TransposeSpec) -> None:
+    """Put the stage's kernel (and bias, if any) into its ``Conv2D`` (or ``Conv2DTranspose``) layer."""
+    grid = stage.layer_weights if isinstance(stage, TransposeSpec) else stage.weights
+    weights = [np.asarray(grid, dtype=np.float32).reshape(grid.shape + (1, 1))]
     if stage.bias != 0.0:
         weights.append(np.array([stage.bias], dtype=np.float32))
     layer.set_weights(weights)
@@ -146,7 +161,7 @@ def build_stack(
         names.append(name)
     model = keras.Model(inputs, tensor, name="convfilter")
     for name, stage in zip(names, stages, strict=True):
-        if isinstance(stage, Conv2DSpec):
+        if isinstance(stage, Conv2DSpec | TransposeSpec):
             set_stage_weights(model.get_layer(name), stage)
     probe = keras.Model(inputs, outputs, name="convfilter_stages")
     return model, probe

@@ -41,6 +41,22 @@ def resample_alpha(
     return alpha[np.ix_(rows, cols)]
 
 
+def transpose_alpha(alpha: np.ndarray, op) -> np.ndarray:
+    """Alpha for a transposed convolution's output (``op``, a TransposeSpec): nearest input pixel.
+
+    Output pixel ``t`` takes the alpha of the input pixel whose kernel's
+    middle tap lands nearest to it (ties to the later one), clamped to the image.
+    """
+    out = op.output_shape(alpha.shape)
+    crops = op.crops(alpha.shape)
+    indices = []
+    for axis in (0, 1):
+        k, s, d = op.window[axis], op.stride[axis], op.dilation[axis]
+        landed = np.arange(out[axis]) + crops[axis][0] - ((k - 1) // 2) * d
+        indices.append(np.clip((landed + s // 2) // s, 0, alpha.shape[axis] - 1))
+    return alpha[np.ix_(*indices)]
+
+
 def pixel_array(pixels: np.ndarray, alpha: np.ndarray | None, mode: str) -> np.ndarray | None:
     """``C x H x W`` pixels and optional alpha as one ``mode`` array for the PNG writer, or ``None``.
 

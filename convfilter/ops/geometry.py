@@ -95,3 +95,30 @@ def output_shape(
         output_length(shape[0], kernel_shape[0], stride[0], dilation[0], padding),
         output_length(shape[1], kernel_shape[1], stride[1], dilation[1], padding),
     )
+
+
+def transpose_length(n: int, k: int, s: int, d: int, padding: str, output_padding: int | None = None) -> int:
+    """Output length of a transposed convolution along one axis: Keras's ``deconv_output_length``.
+
+    With ``kd = d*(k-1) + 1`` and no ``output_padding``: 'valid' gives
+    ``n*s + max(kd - s, 0)``, 'same' gives ``n*s``. With ``output_padding p``:
+    ``(n - 1)*s + kd - 2*pad + p``, ``pad`` being ``kd // 2`` for 'same' and 0 for 'valid'.
+    """
+    kd = dilated_extent(k, d)
+    if output_padding is None:
+        return n * s + max(kd - s, 0) if padding == "valid" else n * s
+    pad = kd // 2 if padding == "same" else 0
+    return (n - 1) * s + kd - 2 * pad + output_padding
+
+
+def transpose_crop(n: int, k: int, s: int, d: int, padding: str, out: int) -> tuple[int, int]:
+    """What a transposed convolution cuts off its full scatter-add result, before and after one axis.
+
+    Every input pixel ``i`` adds the kernel times its value at ``i*s`` of a
+    line of ``(n - 1)*s + kd`` values; the output is ``out`` of them, starting
+    at TensorFlow's 'same' split of the excess (the odd one after), or at 0
+    for 'valid'. A negative amount after means zeros appended (``output_padding``).
+    """
+    full = (n - 1) * s + dilated_extent(k, d)
+    before = max(full - out, 0) // 2 if padding == "same" else 0
+    return before, full - out - before

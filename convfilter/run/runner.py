@@ -31,9 +31,10 @@ from PIL import Image
 from convfilter.engine.apply import apply
 from convfilter.engine.model import preload_for
 from convfilter.errors import ConvFilterError, ImageTooSmallError, one_line
-from convfilter.io.color import resample_alpha
+from convfilter.io.color import resample_alpha, transpose_alpha
 from convfilter.io.images import ENCODE_ERRORS, check_size, header_pixels, save_image
 from convfilter.io.matrices import format_matrix, is_matrix_path
+from convfilter.ops.transpose import TransposeSpec
 from convfilter.run.files import (
     FilterResult,
     InputData,
@@ -289,7 +290,10 @@ class Runner:
         if data.alpha is not None:
             alpha = data.alpha
             for stage in self.op.stages:
-                alpha = resample_alpha(alpha, *stage.geometry)
+                if isinstance(stage, TransposeSpec):
+                    alpha = transpose_alpha(alpha, stage)
+                else:
+                    alpha = resample_alpha(alpha, *stage.geometry)
         params = png_params(s.png_compression) if plan.fmt == "PNG" else {}
         encoded = None
         try:
