@@ -323,7 +323,12 @@ def _socket(exe: Path, env: dict) -> str:
     """
     code = "from convfilter.server import paths; print(paths.socket_path(paths.runtime_dir()))"
     return subprocess.run(
-        [str(exe.with_name("python")), "-c", code], env=env, cwd="/", capture_output=True, text=True, check=True
+        [str(exe.with_name("python")), "-c", code],
+        env=env,
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
 
 
