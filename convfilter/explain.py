@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from convfilter.errors import ArgumentError
 from convfilter.ops.geometry import check_padding, dilated_extent, padding_amounts, standardize_pair
 from convfilter.ops.kernels import format_grid
 from convfilter.ops.spec import check_border_use, fits
@@ -38,22 +39,29 @@ class Explanation:
     kernel: np.ndarray | None = field(default=None, repr=False)
     transpose: bool = False
     output_padding: tuple[int, int] | None = None
+    filters: int = 1
 
     @property
     def params(self) -> int:
-        """Trainable weights of the single-filter layer: ``kh*kw``, plus 1 with a bias."""
-        return self.kernel_shape[0] * self.kernel_shape[1] + int(self.use_bias)
+        """Trainable weights: ``kh*kw`` per filter, plus 1 per filter with a bias."""
+        return (self.kernel_shape[0] * self.kernel_shape[1] + int(self.use_bias)) * self.filters
+
+    @property
+    def weights_shape(self) -> tuple[int, int, int, int]:
+        """The layer's kernel tensor: ``(kh, kw, 1, filters)`` (input channels 1)."""
+        return (*self.kernel_shape, 1, self.filters)
 
     @property
     def dense_connections(self) -> int:
-        """Weights of a Dense layer from every input pixel to every output pixel: ``H*W*H'*W'``."""
-        return self.input_shape[0] * self.input_shape[1] * self.output_shape[0] * self.output_shape[1]
+        """Weights of a Dense layer from every input pixel to every output value: ``H*W*H'*W'*N``."""
+        (h, w), (oh, ow) = self.input_shape, self.output_shape
+        return h * w * oh * ow * self.filters
 
     @property
     def multiply_adds(self) -> int:
         """Multiplications the layer does: one per weight per output pixel (per input pixel, transposed)."""
         (h, w), (kh, kw) = self.output_shape if not self.transpose else self.input_shape, self.kernel_shape
-        return h * w * kh * kw
+        return h * w * kh * kw * self.filters
 
     def as_dict(self) -> dict:
         """A JSON-ready dictionary (lists for shapes)."""
@@ -70,6 +78,8 @@ class Explanation:
             "formulas": dict(self.formulas),
             "use_bias": self.use_bias,
             "params": self.params,
+            "filters": self.filters,
+            "weights_shape": list(self.weights_shape),
             "dense_connections": self.dense_connections,
             "multiply_adds": self.multiply_adds,
             "transpose": self.transpose,
@@ -114,8 +124,11 @@ def explain(
     convolve: bool = False,
     transpose: bool = False,
     output_padding: int | Sequence[int] | None = None,
+    filters: int = 1,
 ) -> Explanation:
     """Work out a convolution's shapes and counts; ``ValueError`` for bad arguments.
+
+    ``filters`` is the layer's N (a filter bank): weights ``(kh, kw, 1, N)``.
 
     ``kernel`` (optional) is the grid as given; with ``convolve`` the
     explanation holds it flipped, as the Conv2D receives it. ``border`` does
@@ -135,6 +148,8 @@ def explain(
     if kernel is not None:
         kernel = np.asarray(kernel, dtype=np.float64)
         kernel = np.ascontiguousarray(kernel[::-1, ::-1]) if convolve else kernel
+    if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
+        raise ArgumentError(f"filters must be an integer >= 1, got {filters!r}", param="--filters")
     check_layer_options(transpose, output_padding, border)
     if transpose:
         return _explain_transpose(
@@ -148,6 +163,7 @@ def explain(
             kernel_name,
             kernel,
             convolve,
+            filters,
         )
     padding = check_padding(padding)
     border = check_border_use(border, padding)
@@ -155,6 +171,7 @@ def explain(
     top, bottom = padding_amounts(h, kh, stride[0], dilation[0], padding)
     left, right = padding_amounts(w, kw, stride[1], dilation[1], padding)
     return Explanation(
+        filters=filters,
         input_shape=(h, w),
         kernel_shape=(kh, kw),
         stride=stride,
@@ -175,7 +192,17 @@ def explain(
 
 
 def _explain_transpose(
-    shape, kernel_shape, stride, padding, dilation, output_padding, use_bias, kernel_name, kernel, convolve
+    shape,
+    kernel_shape,
+    stride,
+    padding,
+    dilation,
+    output_padding,
+    use_bias,
+    kernel_name,
+    kernel,
+    convolve,
+    filters,
 ) -> Explanation:
     op = TransposeSpec(np.zeros(kernel_shape), stride, padding, dilation, output_padding)
     out = op.output_shape(shape)
@@ -193,6 +220,7 @@ def _explain_transpose(
         for a in (0, 1)
     ]
     return Explanation(
+        filters=filters,
         convolve=convolve,
         input_shape=shape,
         kernel_shape=kernel_shape,
@@ -261,13 +289,18 @@ def format_text(e: Explanation) -> str:
     else:
         lines.append(f"padding:      {padding}")
         work = f"{oh}*{ow} outputs x {kh * kw} weights"
+    per_filter = f" x {e.filters} filters" if e.filters > 1 else ""
     lines += [
         f"output rows:  {e.formulas['rows']}",
         f"output cols:  {e.formulas['cols']}",
-        f"output:       {oh}x{ow} (tensor 1x{oh}x{ow}x1)",
-        f"weights:      {e.params:,} trainable ({kh}*{kw} kernel weights shared by every window, {bias})",
-        f"work:         {e.multiply_adds:,} multiply-adds ({work})",
-        f"dense layer:  {e.dense_connections:,} connections ({h}*{w} inputs x {oh}*{ow} outputs), "
+        f"output:       {oh}x{ow} (tensor 1x{oh}x{ow}x{e.filters})",
+        f"weights:      {e.params:,} trainable ({kh}*{kw} kernel weights shared by every window, {bias})"
+        if e.filters == 1
+        else f"weights:      {e.params:,} trainable, shape {e.weights_shape} ({e.filters} filters of "
+        f"{kh}*{kw} weights shared by every window, " + ("plus 1 bias each)" if e.use_bias else "no bias)"),
+        f"work:         {e.multiply_adds:,} multiply-adds ({work}{per_filter})",
+        f"dense layer:  {e.dense_connections:,} connections "
+        f"({h}*{w} inputs x {oh}*{ow} outputs{per_filter}), "
         f"{ratio:,.0f} times the convolution's weights",
     ]
     return "\n".join(lines)

@@ -195,6 +195,14 @@ Examples:
 )
 @click.option("--bias", type=float, default=0.0, show_default=True, help="A non-zero bias adds 1 weight.")
 @transpose_options
+@click.option(
+    "--filters",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="The layer's filters (see 'convfilter bank'): weights (kh, kw, 1, N).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def explain_command(  # long: a dozen options resolved into one explain() call
     image,
@@ -212,6 +220,7 @@ def explain_command(  # long: a dozen options resolved into one explain() call
     bias,
     transpose,
     output_padding,
+    filters,
     as_json,
 ):
     from convfilter.explain import explain, format_text
@@ -276,6 +285,7 @@ def explain_command(  # long: a dozen options resolved into one explain() call
             convolve=convolve,
             transpose=transpose,
             output_padding=output_padding,
+            filters=filters,
         )
     except ImageTooSmallError as exc:
         if image is not None:

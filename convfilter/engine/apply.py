@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from convfilter.ops.bank import BankSpec
 from convfilter.ops.spec import ChainSpec, Conv2DSpec, Operation, PoolSpec
 from convfilter.ops.transpose import TransposeSpec
 
@@ -24,6 +25,10 @@ def apply(op: Operation, batch: np.ndarray, *, tile_size: int | None = None) -> 
         from convfilter.engine.pool import pool_batch
 
         return [pool_batch(batch, op)]
+    if isinstance(op, BankSpec):
+        from convfilter.engine.bank import bank_batch
+
+        return [bank_batch(batch, op)]
     if isinstance(op, TransposeSpec):
         from convfilter.engine.transpose import transpose_batch
 

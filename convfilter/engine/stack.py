@@ -53,8 +53,13 @@ def layer_name(number: int | None, stage: Stage) -> str:
     return f"stage{number}_" + re.sub(r"[^0-9A-Za-z_]+", "_", label).strip("_")
 
 
-def add_stage(keras: Any, tensor: Any, stage: Stage, in_shape: tuple[int, int] | None, name: str) -> Any:
-    """Append ``stage``'s layer(s) to ``tensor``; returns the new tensor (Conv2D weights not yet set)."""
+def add_stage(
+    keras: Any, tensor: Any, stage: Stage, in_shape: tuple[int, int] | None, name: str, filters: int = 1
+) -> Any:
+    """Append ``stage``'s layer(s) to ``tensor``; returns the new tensor (Conv2D weights not yet set).
+
+    ``filters`` > 1 makes a convolution stage a ``Conv2D(filters, ...)`` (a filter bank's layer).
+    """
     if isinstance(stage, Conv2DSpec) and stage.border != "zero":
         raise ArgumentError(
             f"border {stage.border!r} is padded outside Keras (no standard layer does it), so a model "
@@ -76,7 +81,7 @@ def add_stage(keras: Any, tensor: Any, stage: Stage, in_shape: tuple[int, int] |
     use_bias = stage.bias != 0.0
     if stage.keras_native:
         conv = keras.layers.Conv2D(
-            1,
+            filters,
             stage.window,
             strides=stage.stride,
             padding=stage.padding,
@@ -101,7 +106,7 @@ def add_stage(keras: Any, tensor: Any, stage: Stage, in_shape: tuple[int, int] |
         if any(any(p) for p in pads):
             tensor = keras.layers.ZeroPadding2D(tuple(pads), name=f"{name}_pad")(tensor)
     conv = keras.layers.Conv2D(
-        1,
+        filters,
         stage.window,
         strides=(1, 1) if stage.split else stage.stride,
         padding="valid",
