@@ -129,8 +129,12 @@ print("tensorflow" in sys.modules, "keras" in sys.modules)
         ["kernels", "show", "gaussian", "--json"],
         ["explain", "--shape", "28", "28", "--kernel-size", "5", "5", "--padding", "same"],
         ["explain", "--shape", "8", "8", "--kernel", "1,0,-1", "--json"],
+        ["explain", "--shape", "8", "8", "--kernel-size", "3", "3", "--transpose", "--stride", "2", "2"],
+        ["explain", "--shape", "8", "8", "--kernel-size", "3", "3", "--filters", "4"],
         ["custom", "--help"],
         ["pool", "--help"],
+        ["bank", "--help"],
+        ["animate", "--help"],
     ],
 )
 def test_listing_and_explaining_do_not_import_tensorflow(args):

@@ -17,6 +17,7 @@ import sys
 import click
 
 from convfilter import __version__
+from convfilter.cli.animate import animate_command
 from convfilter.cli.bank import bank_command
 from convfilter.cli.boundary import CONTEXT_SETTINGS, Group
 from convfilter.cli.chain import chain_command
@@ -78,6 +79,7 @@ cli.add_command(kernels_group)
 cli.add_command(explain_command)
 cli.add_command(pool_command)
 cli.add_command(bank_command)
+cli.add_command(animate_command)
 cli.add_command(chain_command(conv_options, kernel_options, scale_option))
 cli.add_command(learn_command(conv_options))
 cli.add_command(server_group)
