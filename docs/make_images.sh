@@ -21,3 +21,17 @@ convfilter sobel-x docs/examples/square-7x7.csv /tmp/convfilter-square.csv --str
 convfilter identity "$src" "$out/ascent-identity-stride-8.png" --size 1 --stride 8 8 --overwrite
 convfilter chain --overwrite --compare "$out/learn-chain.png" "$out/ascent-identity-stride-8.png" /tmp/convfilter-chain.png \
   gaussian --size 5 -- sobel-x --padding same -- pool max --size 2
+# The tutorial (docs/tutorial.md): the classic animations, transposed convolution and filter banks
+anim=docs/animations
+mkdir -p "$anim"
+convfilter animate "$anim/no_padding.gif" --shape 5 5 --kernel-size 3 3 --overwrite
+convfilter animate "$anim/same_padding.gif" --shape 5 5 --kernel-size 3 3 --padding same --overwrite
+convfilter animate "$anim/full_padding.gif" --shape 5 5 --kernel-size 3 3 --padding full --overwrite
+convfilter animate "$anim/strides.gif" --shape 5 5 --kernel-size 3 3 --stride 2 2 --overwrite
+convfilter animate "$anim/dilation.gif" --shape 7 7 --kernel-size 3 3 --dilation 2 2 --overwrite
+convfilter animate "$anim/transposed_strides.gif" --shape 3 3 --kernel-size 3 3 --transpose --stride 2 2 --overwrite
+convfilter animate "$anim/sobel_values.gif" --input docs/examples/ramp-4x5.csv --kernel sobel-x --padding same \
+  --fps 1 --overwrite
+convfilter blur "$src" "$out/ascent-blur-transposed-2.png" --transpose --stride 2 2 --padding same --overwrite
+convfilter bank sobel-x sobel-y "$src" "$out/ascent-bank-magnitude.png" --padding same --overwrite
+convfilter custom --kernel "1,1,1;1,1,1;1,1,1" "$src" "$out/ascent-ones-stride-2-1.png" --stride 2 1 --overwrite

@@ -50,6 +50,9 @@ Examples:
   convfilter gaussian in.png soft.png --size 7 --sigma 2 -v
   convfilter custom --kernel "1,-1" signal.csv diff.csv
   convfilter explain --shape 28 28 --kernel-size 5 5 --padding same
+  convfilter blur in.png up.png --transpose --stride 2 2 --padding same
+  convfilter bank sobel-x sobel-y in.png edges.png --combine magnitude
+  convfilter animate same.gif --shape 5 5 --kernel-size 3 3 --padding same
   convfilter blur photos/*.jpg -o blurred/ --suffix _blur --format png
   find photos -name '*.png' -print0 | convfilter edge --files-from - --null -o edges/
   cat a.jpg | convfilter edge - - | display -

@@ -119,7 +119,8 @@ def animate_command(  # long: the options resolved into one operation and one an
         image = read_input(input_path, max_pixels=1 << 16).channels[0].astype(np.float64)
     animation = build(op, image, shape)
     count = write(output, animation, fps=fps, overwrite=overwrite)
-    click.echo(f"{output}: {count} frames, {len(animation.steps)} steps", err=True)
+    steps = len(animation.steps)
+    click.echo(f"{output}: {count} frames, {steps} step{'s' if steps != 1 else ''}", err=True)
 
 
 animate_command.params.extend(picked_params(conv_options, [n for n in CONV_SETTINGS]))
