@@ -20,6 +20,8 @@ _PUBLIC = {
     "Conv2DSpec": "convfilter.ops.spec",
     "TransposeSpec": "convfilter.ops.transpose",
     "transpose_array": "convfilter.engine.transpose",
+    "BankSpec": "convfilter.ops.bank",
+    "bank_array": "convfilter.engine.bank",
     "ConvFilterError": "convfilter.errors",
     "ImageTooSmallError": "convfilter.errors",
     "PoolSpec": "convfilter.ops.spec",

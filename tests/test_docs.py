@@ -149,6 +149,8 @@ RUNNABLE = [path for path in DOCS if blocks(path, "console") or blocks(path, "sh
 @pytest.mark.parametrize("doc", RUNNABLE, ids=[path.name for path in RUNNABLE])
 def test_every_command_shown_runs_and_prints_what_is_shown(doc, served, tmp_path):
     sandbox = make_sandbox(tmp_path)
+    # A page may show 'convfilter server stop': every page starts with the server running.
+    subprocess.run([BIN / "convfilter", "server", "start"], env=served, capture_output=True, timeout=180)
     runs = []
     for start, lines in blocks(doc, "console"):
         runs += [(start, command, expected) for command, expected in console_commands(lines)]
