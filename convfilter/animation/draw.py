@@ -271,7 +271,8 @@ def _target(draw, lay: Layout, animation: Animation, index: int, step) -> None:
         for c in range(tw):
             box = lay.cell_box(lay.right_x, r, c)
             kept = top <= r < top + oh and left <= c < left + ow
-            if step is not None and ((r, c) == step.index and not animation.transpose or (r, c) in taps):
+            current = step is not None and not animation.transpose and (r, c) == step.index
+            if current or (r, c) in taps:
                 fill, line, width = TAP_FILL, TAP_LINE, 2
             elif (r, c) in done or (r, c) in touched:
                 fill, line, width = (DONE_FILL, DONE_LINE, 1) if kept else (PAD_FILL, DONE_LINE, 1)

@@ -123,4 +123,4 @@ def animate_command(  # long: the options resolved into one operation and one an
     click.echo(f"{output}: {count} frames, {steps} step{'s' if steps != 1 else ''}", err=True)
 
 
-animate_command.params.extend(picked_params(conv_options, [n for n in CONV_SETTINGS]))
+animate_command.params.extend(picked_params(conv_options, CONV_SETTINGS))

@@ -89,7 +89,7 @@ def write_stack(
                     input_path, path, mode, settings.depth, quality=settings.quality, create_dirs=True
                 )
             )
-    else:
+    else:  # checked as any output is (writable, not the input); the array itself is written below
         plan_output(input_path, outputs, "clip", None)
     data = read_input(input_path, frame=settings.frame, max_pixels=settings.max_pixels)
     try:
