@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convfilter.errors import ArgumentError
-from convfilter.ops.geometry import check_padding, dilated_extent, padding_amounts, standardize_pair
+from convfilter.ops.conv import MAX_CHANNELS, Conv2DSpec
+from convfilter.ops.geometry import dilated_extent, standardize_pair
 from convfilter.ops.kernels import format_grid
-from convfilter.ops.spec import check_border_use, fits
-from convfilter.ops.transpose import TransposeSpec, check_layer_options
 
 
 @dataclass
@@ -40,28 +39,30 @@ class Explanation:
     transpose: bool = False
     output_padding: tuple[int, int] | None = None
     filters: int = 1
+    channels: int = 1
 
     @property
     def params(self) -> int:
-        """Trainable weights: ``kh*kw`` per filter, plus 1 per filter with a bias."""
-        return (self.kernel_shape[0] * self.kernel_shape[1] + int(self.use_bias)) * self.filters
+        """Trainable weights: ``kh*kw*C`` per filter, plus 1 per filter with a bias."""
+        kh, kw = self.kernel_shape
+        return (kh * kw * self.channels + int(self.use_bias)) * self.filters
 
     @property
     def weights_shape(self) -> tuple[int, int, int, int]:
-        """The layer's kernel tensor: ``(kh, kw, 1, filters)`` (input channels 1)."""
-        return (*self.kernel_shape, 1, self.filters)
+        """The layer's kernel tensor: ``(kh, kw, C, N)``."""
+        return (*self.kernel_shape, self.channels, self.filters)
 
     @property
     def dense_connections(self) -> int:
-        """Weights of a Dense layer from every input pixel to every output value: ``H*W*H'*W'*N``."""
+        """Weights of a Dense layer from every input value to every output value: ``H*W*C*H'*W'*N``."""
         (h, w), (oh, ow) = self.input_shape, self.output_shape
-        return h * w * oh * ow * self.filters
+        return h * w * self.channels * oh * ow * self.filters
 
     @property
     def multiply_adds(self) -> int:
         """Multiplications the layer does: one per weight per output pixel (per input pixel, transposed)."""
         (h, w), (kh, kw) = self.output_shape if not self.transpose else self.input_shape, self.kernel_shape
-        return h * w * kh * kw * self.filters
+        return h * w * kh * kw * self.channels * self.filters
 
     def as_dict(self) -> dict:
         """A JSON-ready dictionary (lists for shapes)."""
@@ -79,6 +80,7 @@ class Explanation:
             "use_bias": self.use_bias,
             "params": self.params,
             "filters": self.filters,
+            "channels": self.channels,
             "weights_shape": list(self.weights_shape),
             "dense_connections": self.dense_connections,
             "multiply_adds": self.multiply_adds,
@@ -93,8 +95,11 @@ class Explanation:
         return data
 
 
-def axis_formula(n: int, k: int, s: int, d: int, padding: str, out: int) -> str:
+def axis_formula(n: int, k: int, s: int, d: int, padding: str | tuple, out: int, axis: int = 0) -> str:
     """The output-length formula of one axis with the numbers filled in, e.g. ``ceil(28 / 1) = 28``."""
+    if not isinstance(padding, str):
+        before, after = padding[2 * axis], padding[2 * axis + 1]
+        return f"floor(({n} + {before} + {after} - {d}*({k} - 1) - 1) / {s}) + 1 = {out}"
     if padding == "same":
         return f"ceil({n} / {s}) = {out}"
     sign = "+" if padding == "full" else "-"
@@ -115,7 +120,7 @@ def explain(
     kernel_shape: Sequence[int],
     *,
     stride: int | Sequence[int] = (1, 1),
-    padding: str = "valid",
+    padding: str | int | Sequence[int] = "valid",
     dilation: int | Sequence[int] = (1, 1),
     use_bias: bool = False,
     kernel_name: str | None = None,
@@ -125,115 +130,86 @@ def explain(
     transpose: bool = False,
     output_padding: int | Sequence[int] | None = None,
     filters: int = 1,
+    channels: int = 1,
 ) -> Explanation:
     """Work out a convolution's shapes and counts; ``ValueError`` for bad arguments.
 
-    ``filters`` is the layer's N (a filter bank): weights ``(kh, kw, 1, N)``.
+    The layer is the same :class:`~convfilter.ops.conv.Conv2DSpec` the
+    filtering commands build, so it is validated the same way. ``filters`` is
+    the layer's N (a filter bank) and ``channels`` the input's C: weights
+    ``(kh, kw, C, N)``. ``padding`` is a rule (``'valid'``, ``'same'``,
+    ``'full'``) or numbers (``N``, ``(PY, PX)``, ``(TOP, BOTTOM, LEFT, RIGHT)``).
 
     ``kernel`` (optional) is the grid as given; with ``convolve`` the
     explanation holds it flipped, as the Conv2D receives it. ``border`` does
     not change any number; it is recorded for the text.
 
-    With ``transpose`` it explains a ``Conv2DTranspose``
-    (:class:`~convfilter.ops.transpose.TransposeSpec`, with ``output_padding``):
+    With ``transpose`` it explains a ``Conv2DTranspose`` (with ``output_padding``):
     ``padding`` then holds what is cropped off the full scatter-add result.
 
     Raises :class:`~convfilter.errors.ImageTooSmallError` when the output
-    would be empty ('valid' padding and an input smaller than the kernel).
+    would be empty (an input smaller than the kernel, after padding).
     """
     h, w = standardize_pair(tuple(input_shape), "shape")
     kh, kw = standardize_pair(tuple(kernel_shape), "kernel_size")
-    stride = standardize_pair(stride, "stride")
-    dilation = standardize_pair(dilation, "dilation")
+    for value, what in ((filters, "filters"), (channels, "channels")):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CHANNELS:
+            raise ArgumentError(
+                f"{what} must be an integer from 1 to {MAX_CHANNELS}, got {value!r}", param=f"--{what}"
+            )
+    grid = np.zeros((kh, kw)) if filters == channels == 1 else np.zeros((kh, kw, channels, filters))
+    op = Conv2DSpec(
+        grid,
+        stride,
+        padding,
+        dilation,
+        1.0 if use_bias else 0.0,
+        border,
+        convolve,
+        transpose=transpose,
+        output_padding=output_padding,
+    )
     if kernel is not None:
         kernel = np.asarray(kernel, dtype=np.float64)
         kernel = np.ascontiguousarray(kernel[::-1, ::-1]) if convolve else kernel
-    if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
-        raise ArgumentError(f"filters must be an integer >= 1, got {filters!r}", param="--filters")
-    check_layer_options(transpose, output_padding, border)
+    out = op.output_shape((h, w))
     if transpose:
-        return _explain_transpose(
-            (h, w),
-            (kh, kw),
-            stride,
-            padding,
-            dilation,
-            output_padding,
-            use_bias,
-            kernel_name,
-            kernel,
-            convolve,
-            filters,
-        )
-    padding = check_padding(padding)
-    border = check_border_use(border, padding)
-    out = fits((h, w), (kh, kw), stride, padding, dilation)
-    top, bottom = padding_amounts(h, kh, stride[0], dilation[0], padding)
-    left, right = padding_amounts(w, kw, stride[1], dilation[1], padding)
+        (top, bottom), (left, right) = op.crops((h, w))
+        formulas = [
+            transpose_formula(
+                (h, w)[a],
+                op.window[a],
+                op.stride[a],
+                op.dilation[a],
+                op.padding,
+                None if op.output_padding is None else op.output_padding[a],
+                out[a],
+            )
+            for a in (0, 1)
+        ]
+    else:
+        (top, bottom), (left, right) = op.pads((h, w))
+        formulas = [
+            axis_formula((h, w)[a], op.window[a], op.stride[a], op.dilation[a], op.padding, out[a], a)
+            for a in (0, 1)
+        ]
     return Explanation(
         filters=filters,
+        channels=channels,
         input_shape=(h, w),
         kernel_shape=(kh, kw),
-        stride=stride,
-        dilation=dilation,
-        padding_mode=padding,
+        stride=op.stride,
+        dilation=op.dilation,
+        padding_mode=op.padding if isinstance(op.padding, str) else "explicit",
         padding={"top": top, "bottom": bottom, "left": left, "right": right},
         output_shape=out,
-        formulas={
-            "rows": axis_formula(h, kh, stride[0], dilation[0], padding, out[0]),
-            "cols": axis_formula(w, kw, stride[1], dilation[1], padding, out[1]),
-        },
+        formulas={"rows": formulas[0], "cols": formulas[1]},
         use_bias=bool(use_bias),
-        border=border,
+        border=op.border,
         convolve=bool(convolve),
         kernel_name=kernel_name,
         kernel=kernel,
-    )
-
-
-def _explain_transpose(
-    shape,
-    kernel_shape,
-    stride,
-    padding,
-    dilation,
-    output_padding,
-    use_bias,
-    kernel_name,
-    kernel,
-    convolve,
-    filters,
-) -> Explanation:
-    op = TransposeSpec(np.zeros(kernel_shape), stride, padding, dilation, output_padding)
-    out = op.output_shape(shape)
-    (top, bottom), (left, right) = op.crops(shape)
-    axes = [
-        transpose_formula(
-            shape[a],
-            kernel_shape[a],
-            stride[a],
-            dilation[a],
-            op.padding,
-            None if op.output_padding is None else op.output_padding[a],
-            out[a],
-        )
-        for a in (0, 1)
-    ]
-    return Explanation(
-        filters=filters,
-        convolve=convolve,
-        input_shape=shape,
-        kernel_shape=kernel_shape,
-        stride=stride,
-        dilation=dilation,
-        padding_mode=op.padding,
-        padding={"top": top, "bottom": bottom, "left": left, "right": right},
-        output_shape=out,
-        formulas={"rows": axes[0], "cols": axes[1]},
-        use_bias=bool(use_bias),
-        kernel_name=kernel_name,
-        kernel=kernel,
-        transpose=True,
+        transpose=op.transpose,
         output_padding=op.output_padding,
     )
 
@@ -260,18 +236,21 @@ def format_text(e: Explanation) -> str:
     span = (dilated_extent(kh, e.dilation[0]), dilated_extent(kw, e.dilation[1]))
     name = f"{e.kernel_name} " if e.kernel_name else ""
     pad = e.padding
+    fill = "zeros" if e.border == "zero" else f"{e.border} border"
+    amounts = f"top {pad['top']}, bottom {pad['bottom']}, left {pad['left']}, right {pad['right']}"
     if e.padding_mode == "valid":
         padding = "'valid': none"
+    elif e.padding_mode == "explicit":
+        layer = "ZeroPadding2D" if e.border == "zero" else f"{e.border} border"
+        padding = f"numbers ({layer}, then a 'valid' layer): {amounts}"
     else:
-        fill = "zeros" if e.border == "zero" else f"{e.border} border"
-        padding = (
-            f"'{e.padding_mode}' ({fill}): top {pad['top']}, bottom {pad['bottom']}, "
-            f"left {pad['left']}, right {pad['right']}"
-        )
-    bias = "plus 1 bias" if e.use_bias else f"no bias; {kh * kw + 1} with a bias"
+        padding = f"'{e.padding_mode}' ({fill}): {amounts}"
+    c = e.channels
+    per = f"{kh}*{kw}" if c == 1 else f"{kh}*{kw}*{c}"
+    bias = "plus 1 bias" if e.use_bias else f"no bias; {kh * kw * c + 1} with a bias"
     ratio = e.dense_connections / e.params
     lines = [
-        f"input:        {h}x{w} (tensor 1x{h}x{w}x1)",
+        f"input:        {h}x{w} (tensor 1x{h}x{w}x{c})",
         f"kernel:       {name}{kh}x{kw}, stride {e.stride[0]}x{e.stride[1]}, "
         f"dilation {e.dilation[0]}x{e.dilation[1]}: each window covers {span[0]}x{span[1]} pixels",
     ]
@@ -285,22 +264,23 @@ def format_text(e: Explanation) -> str:
             f"dilation {e.dilation[0]}x{e.dilation[1]}, transposed (Conv2DTranspose)"
         )
         lines += _format_transpose(e)
-        work = f"{h}*{w} inputs x {kh * kw} weights"
+        work = f"{h}*{w} inputs x {kh * kw * c} weights"
     else:
         lines.append(f"padding:      {padding}")
-        work = f"{oh}*{ow} outputs x {kh * kw} weights"
+        work = f"{oh}*{ow} outputs x {kh * kw * c} weights"
     per_filter = f" x {e.filters} filters" if e.filters > 1 else ""
     lines += [
         f"output rows:  {e.formulas['rows']}",
         f"output cols:  {e.formulas['cols']}",
         f"output:       {oh}x{ow} (tensor 1x{oh}x{ow}x{e.filters})",
-        f"weights:      {e.params:,} trainable ({kh}*{kw} kernel weights shared by every window, {bias})"
-        if e.filters == 1
-        else f"weights:      {e.params:,} trainable, shape {e.weights_shape} ({e.filters} filters of "
-        f"{kh}*{kw} weights shared by every window, " + ("plus 1 bias each)" if e.use_bias else "no bias)"),
+        f"weights:      {e.params:,} trainable ({per} kernel weights shared by every window, {bias})"
+        if e.filters == 1 and c == 1
+        else f"weights:      {e.params:,} trainable, shape {e.weights_shape} ({e.filters} filter"
+        f"{'s' if e.filters > 1 else ''} of {per} weights shared by every window, "
+        + ("plus 1 bias each)" if e.use_bias else "no bias)"),
         f"work:         {e.multiply_adds:,} multiply-adds ({work}{per_filter})",
         f"dense layer:  {e.dense_connections:,} connections "
-        f"({h}*{w} inputs x {oh}*{ow} outputs{per_filter}), "
+        f"({h}*{w}{'' if c == 1 else f'*{c}'} inputs x {oh}*{ow} outputs{per_filter}), "
         f"{ratio:,.0f} times the convolution's weights",
     ]
     return "\n".join(lines)

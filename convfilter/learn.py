@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -45,9 +45,9 @@ from convfilter.io.atomic import atomic_file
 from convfilter.io.images import check_writable
 from convfilter.io.matrices import is_matrix_path
 from convfilter.ops.borders import pad_batch
-from convfilter.ops.geometry import check_padding, padding_amounts, standardize_pair
+from convfilter.ops.geometry import padding_text, standardize_pair
 from convfilter.ops.kernels import MAX_KERNEL_SIZE
-from convfilter.ops.spec import ChainSpec, Conv2DSpec, check_border_use
+from convfilter.ops.spec import ChainSpec, Conv2DSpec
 from convfilter.run.files import read_input
 
 DEFAULT_EPOCHS = 5000
@@ -169,25 +169,22 @@ def learn_kernel(
     before = _matrix(before, "before")
     after = _matrix(after, "after")
     window = check_size(size)
-    stride = standardize_pair(stride, "stride")
-    dilation = standardize_pair(dilation, "dilation")
-    padding = check_padding(padding)
-    border = check_border_use(border, padding)
+    stage = Conv2DSpec(np.zeros(window), stride, padding, dilation, 0.0, border, name="learned")
+    stride, padding, dilation, border = stage.stride, stage.padding, stage.dilation, stage.border
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ArgumentError(f"epochs must be a positive integer, got {epochs!r}")
     if not (isinstance(learning_rate, int | float) and math.isfinite(learning_rate) and learning_rate > 0):
         raise ArgumentError(f"learning rate must be a positive number, got {learning_rate!r}")
-    stage = Conv2DSpec(np.zeros(window), stride, padding, dilation, 0.0, name="learned")
-    (expected,) = ChainSpec((stage,)).shapes(before.shape)
+    (expected,) = ChainSpec((replace(stage, border="zero"),)).shapes(before.shape)
     if after.shape != expected:
-        raise ArgumentError(
+        raise ConvFilterError(
             f"AFTER is {after.shape[0]}x{after.shape[1]} but a {window[0]}x{window[1]} kernel with stride "
-            f"{stride[0]}x{stride[1]}, dilation {dilation[0]}x{dilation[1]} and '{padding}' padding turns "
-            f"the {before.shape[0]}x{before.shape[1]} BEFORE into {expected[0]}x{expected[1]}"
+            f"{stride[0]}x{stride[1]}, dilation {dilation[0]}x{dilation[1]} and {padding_text(padding)} "
+            f"padding turns the {before.shape[0]}x{before.shape[1]} BEFORE into {expected[0]}x{expected[1]}"
         )
-    train_input, train_stage = before, stage
-    if padding == "full" or (padding == "same" and border != "zero"):
-        pads = [padding_amounts(before.shape[a], window[a], stride[a], dilation[a], padding) for a in (0, 1)]
+    train_input, train_stage = before, replace(stage, border="zero")
+    if padding == "full" or stage.explicit or (padding == "same" and border != "zero"):
+        pads = stage.pads(before.shape)
         train_input = pad_batch(before[np.newaxis], pads[0], pads[1], border)[0]
         train_stage = Conv2DSpec(stage.kernel, stride, "valid", dilation, 0.0, name="learned")
     kernel, bias, epochs_run, stopped = _train(
@@ -215,9 +212,9 @@ def learn_kernel(
 def _matrix(values: np.ndarray, name: str) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2 or values.size == 0:
-        raise ArgumentError(f"{name} must be a non-empty 2-D array, got shape {values.shape}")
+        raise ConvFilterError(f"{name} must be a non-empty 2-D array, got shape {values.shape}")
     if not np.isfinite(values).all():
-        raise ArgumentError(f"{name} must hold finite values")
+        raise ConvFilterError(f"{name} must hold finite values")
     return values
 
 

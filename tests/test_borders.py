@@ -224,7 +224,7 @@ def test_full_geometry(n, k, s, d, expected_length, expected_pads):
         ),
         (
             {"padding": "circular"},
-            "The `padding` argument must be one of 'valid', 'same', 'full'. Received: padding='circular'",
+            "The `padding` argument must be one of 'valid', 'same', 'full' or numbers (N, PY,PX or TOP,BOTTOM,LEFT,RIGHT, each 0..65536). Received: padding='circular'",
         ),
     ],
 )

@@ -106,7 +106,7 @@ def test_same_model_serves_any_image_size():
         ({"dilation": 0}, "The `dilation` argument must be a tuple of 2 integers >= 1. Received: dilation=0"),
         (
             {"padding": "full-ish"},
-            "The `padding` argument must be one of 'valid', 'same', 'full'. Received: padding='full-ish'",
+            "The `padding` argument must be one of 'valid', 'same', 'full' or numbers (N, PY,PX or TOP,BOTTOM,LEFT,RIGHT, each 0..65536). Received: padding='full-ish'",
         ),
         ({"bias": float("nan")}, "bias must be a finite number, got nan"),
     ],

@@ -2,7 +2,7 @@
 
 An animation is built from the operation the filtering commands run
 (:class:`~convfilter.ops.spec.Conv2DSpec` or
-:class:`~convfilter.ops.transpose.TransposeSpec`), so it has their
+:class:`~convfilter.ops.conv.Conv2DSpec` with ``transpose``), so it has their
 validation, their shapes and their padding. When values are given (an input
 and a kernel), every output number drawn is the one the real Keras layer
 computed (:func:`convfilter.engine.apply.apply`), and the products drawn
@@ -22,9 +22,8 @@ import numpy as np
 
 from convfilter.errors import ArgumentError
 from convfilter.ops.borders import pad_batch
-from convfilter.ops.geometry import dilated_extent, padding_amounts
+from convfilter.ops.geometry import dilated_extent
 from convfilter.ops.spec import Conv2DSpec
-from convfilter.ops.transpose import TransposeSpec
 
 MAX_FRAMES = 400
 """Most steps an animation may have (one frame each): enough for a 20x20 output."""
@@ -60,7 +59,7 @@ class Animation:
     output is ``crop`` = ``(top, left)`` on (``output_shape`` cells).
     """
 
-    op: Conv2DSpec | TransposeSpec
+    op: Conv2DSpec
     input_shape: tuple[int, int]
     source_shape: tuple[int, int]
     inside: tuple[int, int, int, int]
@@ -74,7 +73,7 @@ class Animation:
 
     @property
     def transpose(self) -> bool:
-        return isinstance(self.op, TransposeSpec)
+        return self.op.transpose
 
     def accumulated(self, count: int) -> np.ndarray | None:
         """A transposed convolution's target grid after the first ``count`` steps (float64 sums)."""
@@ -96,7 +95,7 @@ def check_frames(count: int, what: str) -> None:
         )
 
 
-def build(op: Conv2DSpec | TransposeSpec, image: np.ndarray | None, shape: tuple[int, int] | None = None):
+def build(op: Conv2DSpec, image: np.ndarray | None, shape: tuple[int, int] | None = None):
     """The :class:`Animation` of ``op`` over ``image`` (its values and ``op``'s weights shown, the
     layer run) or over an input of ``shape`` (geometry only: no TensorFlow)."""
     if image is not None:
@@ -104,7 +103,12 @@ def build(op: Conv2DSpec | TransposeSpec, image: np.ndarray | None, shape: tuple
         shape = image.shape
     assert shape is not None
     h, w = int(shape[0]), int(shape[1])
-    if isinstance(op, TransposeSpec):
+    if op.filters != 1 or op.channels != 1:
+        raise ArgumentError(
+            f"an animation draws one filter over one channel; this layer has {op.filters} filters "
+            f"over {op.channels} channels"
+        )
+    if op.transpose:
         return _build_transpose(op, image, (h, w))
     return _build_conv(op, image, (h, w))
 
@@ -112,9 +116,8 @@ def build(op: Conv2DSpec | TransposeSpec, image: np.ndarray | None, shape: tuple
 def _build_conv(op: Conv2DSpec, image: np.ndarray | None, shape: tuple[int, int]) -> Animation:
     out = op.output_shape(shape)
     check_frames(out[0] * out[1], "output position")
-    (kh, kw), (sy, sx), padding, (dy, dx) = op.geometry
-    top, bottom = padding_amounts(shape[0], kh, sy, dy, padding)
-    left, right = padding_amounts(shape[1], kw, sx, dx, padding)
+    (kh, kw), (sy, sx), (dy, dx) = op.window, op.stride, op.dilation
+    (top, bottom), (left, right) = op.pads(shape)
     source_shape = (shape[0] + top + bottom, shape[1] + left + right)
     source = outputs = None
     weights = op.weights
@@ -150,7 +153,7 @@ def _build_conv(op: Conv2DSpec, image: np.ndarray | None, shape: tuple[int, int]
     )
 
 
-def _build_transpose(op: TransposeSpec, image: np.ndarray | None, shape: tuple[int, int]) -> Animation:
+def _build_transpose(op: Conv2DSpec, image: np.ndarray | None, shape: tuple[int, int]) -> Animation:
     out = op.output_shape(shape)
     check_frames(shape[0] * shape[1], "input position")
     (kh, kw), (sy, sx), (dy, dx) = op.window, op.stride, op.dilation

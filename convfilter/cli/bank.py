@@ -217,9 +217,9 @@ def _stack(op: BankSpec, paths, batch: BatchOptions, output: dict, used: dict, v
     settings = OutputSettings(**output, png_compression=batch.png_compression, overwrite=batch.overwrite)
     result = write_stack(input_path, outputs, op, settings)
     if export_path:
-        from convfilter.engine.bank import export_bank
+        from convfilter.export import export_stack
 
-        export_bank(export_path, op, result.input_shape)
+        export_stack(export_path, op.stages, result.input_shape)
     if verbose:
         lines = report_bank(op, used, None)
         h, w = result.input_shape

@@ -186,13 +186,12 @@ def _single(
 def _zarr(input_path: str, output_path: str, opts, job: Job) -> None:
     """A Zarr array in, a float32 Zarr array out, tile by tile (with --dask, as tasks on the cluster)."""
     from convfilter.cluster import zarr_arrays
-    from convfilter.ops.spec import Conv2DSpec
 
     if not (zarr_arrays.is_zarr_path(input_path) and zarr_arrays.is_zarr_path(output_path)):
         raise click.UsageError(
             "a .zarr array is filtered into a .zarr array: give both INPUT and OUTPUT as .zarr"
         )
-    if not isinstance(job.op, Conv2DSpec):
+    if not job.op.tiles:
         raise click.UsageError(
             "Zarr arrays are filtered by the kernel commands and custom (not pool or chain)."
         )

@@ -10,6 +10,7 @@ import click
 from convfilter.cli.boundary import CONTEXT_SETTINGS, Command
 from convfilter.cli.options import picked_params, show_options
 from convfilter.cli.side import check_distinct, check_side_outputs, refuse_existing
+from convfilter.errors import ConvFilterError
 from convfilter.export import export_stack
 from convfilter.figures import compare_figure, stage_settings
 from convfilter.learn import (
@@ -157,7 +158,7 @@ def learn_command(conv_options: Callable) -> click.Command:  # long: mostly opti
                 seed=seed,
                 progress=progress,
             )
-        except ValueError as exc:
+        except ConvFilterError as exc:  # what BEFORE and AFTER hold; a bad option stays a usage error
             raise click.ClickException(f"{after_path}: {exc}") from None
         finally:
             if progress is not None:

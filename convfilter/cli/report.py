@@ -8,10 +8,8 @@ from convfilter.cli.options import CONV_SETTINGS
 from convfilter.engine.layouts import describe as describe_engine
 from convfilter.engine.model import compute_device
 from convfilter.figures import shape_text, value_range
-from convfilter.ops.geometry import padding_amounts
 from convfilter.ops.kernels import format_grid
 from convfilter.ops.spec import ChainSpec, Conv2DSpec, PoolSpec
-from convfilter.ops.transpose import TransposeSpec
 from convfilter.run.files import RAW, FilterResult
 
 
@@ -19,35 +17,51 @@ def _indent(text: str, prefix: str = "  ") -> str:
     return "\n".join(prefix + line for line in text.splitlines())
 
 
-def report_conv(op: Conv2DSpec | TransposeSpec, params: dict, result: FilterResult) -> None:
+def report_conv(op: Conv2DSpec, params: dict, result: FilterResult) -> None:
     """``-v`` of a kernel command: ``params`` are the kernel's options as given (``size=5`` ...)."""
     name, grid = op.name, op.kernel
-    kh, kw = grid.shape
+    kh, kw = op.window
+    c, n = op.channels, op.filters
     (h, w), (oh, ow) = result.input_shape, result.output_shape
     shown = ", ".join(f"{k}={v}" for k, v in params.items() if v is not None and v is not False)
-    weights = f"{kh * kw} weights" + (" + 1 bias" if op.bias else "")
+    if grid.ndim == 2:
+        weights = f"{kh * kw} weights" + (" + 1 bias" if op.bias else "")
+        images, in_c = result.channels, 1
+    else:
+        weights = f"{kh * kw * c * n} weights ({kh}x{kw}x{c}x{n})" + (f" + {n} bias" if op.bias else "")
+        images, in_c = 1, c
     lines = [
-        f"input:   {result.input}: {h}x{w} (tensor {result.channels}x{h}x{w}x1)",
+        f"input:   {result.input}: {h}x{w} (tensor {images}x{h}x{w}x{in_c})",
         f"kernel:  {name} {kh}x{kw}" + (f" ({shown})" if shown else "") + f", {weights}",
-        _indent(format_grid(grid), "         "),
     ]
-    if op.convolve:
+    if grid.ndim == 2:
+        lines.append(_indent(format_grid(grid), "         "))
+    else:
+        for f in range(n):
+            for ch in range(c):
+                lines.append(f"         filter {f + 1}, channel {ch + 1}:")
+                lines.append(_indent(format_grid(grid[:, :, ch, f]), "         "))
+    if op.convolve and grid.ndim == 2:
         lines += [
             "         flipped in both axes for --convolve, the Conv2D's weights are:",
             _indent(format_grid(grid[::-1, ::-1]), "         "),
         ]
-    if isinstance(op, TransposeSpec):
+    elif op.convolve:
+        lines.append("         flipped in both axes for --convolve")
+    if op.transpose:
         (top, bottom), (left, right) = op.crops(result.input_shape)
         lines.append(
             f"layer:   {op.describe()}: the kernel added at every input pixel, {op.stride[0]}x{op.stride[1]} "
             f"apart, cropped top {top}, bottom {bottom}, left {left}, right {right}"
         )
-        lines.append("engine:  the Conv2DTranspose layer itself, on the whole image")
+        lines.append("engine:  the Conv2DTranspose layer itself, tile by tile beyond --tile-size")
     else:
         lines.append(_describe_layer(op, result.input_shape))
-        lines.append(
-            "engine:  same result, computed fast: " + describe_engine(grid.shape, op.stride, op.dilation)
-        )
+        if op.layout == "blocked":
+            engine = describe_engine(op.window, op.stride, op.dilation)
+            lines.append("engine:  same result, computed fast: " + engine)
+        else:
+            lines.append("engine:  the Conv2D layer itself, reading every channel")
     lines.append(f"device:  {compute_device()}")
     if result.range_mode == RAW:
         lines.append(
@@ -57,7 +71,7 @@ def report_conv(op: Conv2DSpec | TransposeSpec, params: dict, result: FilterResu
         )
     else:
         lines.append(
-            f"output:  {result.output}: {oh}x{ow} (tensor {result.channels}x{oh}x{ow}x1), "
+            f"output:  {result.output}: {oh}x{ow} (tensor {images}x{oh}x{ow}x1), "
             f"{_depth_label(result.depth)}{'' if result.mode in ('L', 'I;16', 'F') else ' ' + result.mode}, "
             f"range {result.range_mode} of raw values {result.minimum:.6g}..{result.maximum:.6g}"
         )
@@ -70,19 +84,17 @@ def _depth_label(depth) -> str:
 
 def _describe_layer(op: Conv2DSpec, input_shape) -> str:
     (kh, kw), stride, padding, dilation = op.geometry
-    border, use_bias = op.border, bool(op.bias)
-    explicit = padding == "full" or (padding == "same" and border != "zero")
-    split = max(stride) > 1 and max(dilation) > 1
-    if not explicit and not split:
+    border, use_bias, n = op.border, bool(op.bias), op.filters
+    split = op.split
+    if op.keras_native:
         return (
-            f"layer:   Conv2D(1, ({kh}, {kw}), strides={tuple(stride)}, padding='{padding}', "
+            f"layer:   Conv2D({n}, ({kh}, {kw}), strides={tuple(stride)}, padding='{padding}', "
             f"dilation_rate={tuple(dilation)}, use_bias={use_bias})"
         )
-    pad_y = padding_amounts(input_shape[0], kh, stride[0], dilation[0], padding)
-    pad_x = padding_amounts(input_shape[1], kw, stride[1], dilation[1], padding)
+    pad_y, pad_x = op.pads(input_shape)
     strides = (1, 1) if split else tuple(stride)
     text = (
-        f"layer:   Conv2D(1, ({kh}, {kw}), strides={strides}, padding='valid', "
+        f"layer:   Conv2D({n}, ({kh}, {kw}), strides={strides}, padding='valid', "
         f"dilation_rate={tuple(dilation)}, use_bias={use_bias}) on the input {border}-padded "
         f"top {pad_y[0]}, bottom {pad_y[1]}, left {pad_x[0]}, right {pad_x[1]}"
     )
@@ -114,11 +126,11 @@ def report_chain(op: ChainSpec, shown: list[dict], result: FilterResult) -> None
     lines = [f"input:   {result.input}: {h}x{w} (tensor 1x{h}x{w}x1)"]
     weights = 0
     for number, (stage, params, shape) in enumerate(zip(stages, shown, shapes, strict=True), start=1):
-        if isinstance(stage, Conv2DSpec):
+        if stage.params:
             extra = ", ".join(
                 f"{k}={v}" for k, v in params.items() if v is not None and k not in CONV_SETTINGS
             )
-            count = stage.kernel.size + (1 if stage.bias else 0)
+            count = stage.params
             weights += count
             lines.append(
                 f"stage {number}: {stage.label}"

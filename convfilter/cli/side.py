@@ -10,7 +10,6 @@ from convfilter.errors import ArgumentError, ConvFilterError
 from convfilter.export import check_model_path, export_stack
 from convfilter.figures import check_figure_path, compare_figure
 from convfilter.io.matrices import is_matrix_path
-from convfilter.ops.bank import BankSpec
 from convfilter.ops.spec import Operation
 from convfilter.run.files import FilterResult
 
@@ -88,9 +87,5 @@ def write_side_outputs(
             input_max=None if is_matrix_path(result.input) else result.input_max,
             mapping=result.range_mode,
         )
-    if export_path and isinstance(op, BankSpec):
-        from convfilter.engine.bank import export_bank
-
-        export_bank(export_path, op, result.input_shape)
-    elif export_path:
+    if export_path:
         export_stack(export_path, op.stages, result.input_shape)

@@ -1,40 +1,40 @@
-"""One entry point from an operation value to the Keras layer(s) that compute it."""
+"""One entry point from an operation value to the engine that computes it, chosen by its ``layout``."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from convfilter.ops.bank import BankSpec
-from convfilter.ops.spec import ChainSpec, Conv2DSpec, Operation, PoolSpec
-from convfilter.ops.transpose import TransposeSpec
+from convfilter.ops.spec import Operation
+
+
+def _convolution(op, batch: np.ndarray, tile_size: int | None) -> list[np.ndarray]:
+    from convfilter.engine.conv import filter_batch
+
+    return [filter_batch(batch, op, tile_size=tile_size)]
+
+
+def _pool(op, batch: np.ndarray, tile_size: int | None) -> list[np.ndarray]:
+    from convfilter.engine.pool import pool_batch
+
+    return [pool_batch(batch, op)]
+
+
+def _chain(op, batch: np.ndarray, tile_size: int | None) -> list[np.ndarray]:
+    from convfilter.engine.stack import run_stack
+
+    return run_stack(batch, op)
+
+
+ENGINES = {"blocked": _convolution, "keras": _convolution, "transpose": _convolution, "pool": _pool}
+ENGINES["chain"] = _chain
 
 
 def apply(op: Operation, batch: np.ndarray, *, tile_size: int | None = None) -> list[np.ndarray]:
-    """Run ``N x H x W`` images of one size through ``op``; every stage's ``N x H' x W'`` float32 output.
+    """Run ``B*C x H x W`` images of one size through ``op``; every stage's ``B x H' x W'`` float32 output.
 
-    A convolution or a pool has one stage; a chain runs as one Keras model
-    (:func:`convfilter.engine.stack.run_stack`). ``tile_size`` tiles a large
-    convolution (:mod:`convfilter.engine.tiles`); a transposed convolution runs whole.
-    The images must fit ``op``.
+    ``C`` is ``op.channels`` (the planes of one image follow each other). A
+    convolution of any kind (N filters, C channels, transposed) or a pool has
+    one stage; a chain runs as one Keras model (:func:`convfilter.engine.stack.run_stack`).
+    ``tile_size`` tiles a large convolution (:mod:`convfilter.engine.tiles`). The images must fit ``op``.
     """
-    if isinstance(op, Conv2DSpec):
-        from convfilter.engine.conv import filter_batch
-
-        return [filter_batch(batch, op, tile_size=tile_size)]
-    if isinstance(op, PoolSpec):
-        from convfilter.engine.pool import pool_batch
-
-        return [pool_batch(batch, op)]
-    if isinstance(op, BankSpec):
-        from convfilter.engine.bank import bank_batch
-
-        return [bank_batch(batch, op)]
-    if isinstance(op, TransposeSpec):
-        from convfilter.engine.transpose import transpose_batch
-
-        return [transpose_batch(batch, op)]
-    if isinstance(op, ChainSpec):
-        from convfilter.engine.stack import run_stack
-
-        return run_stack(batch, op)
-    raise TypeError(f"not an operation: {op!r}")
+    return ENGINES[op.layout](op, batch, tile_size)

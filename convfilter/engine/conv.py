@@ -11,11 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from convfilter.engine.layouts import check_engine
+from convfilter.engine.layouts import check_engine, convolve
 from convfilter.errors import ArgumentError
-from convfilter.ops.borders import pad_batch
-from convfilter.ops.geometry import padding_amounts
-from convfilter.ops.spec import Conv2DSpec
+from convfilter.ops.conv import Conv2DSpec
 
 
 def filter_array(
@@ -64,28 +62,56 @@ def filter_array(
 def filter_batch(
     batch: np.ndarray, op: Conv2DSpec, *, engine: str = "auto", tile_size: int | None = None
 ) -> np.ndarray:
-    """Filter ``N x H x W`` images of one size with ``op`` (fitting it); returns ``N x H' x W'`` float32.
+    """Filter ``B*C x H x W`` images of one size with ``op`` (fitting it); ``B x H' x W'`` float32.
 
-    The padding amounts and split are those of
-    :func:`convfilter.ops.geometry.padding_amounts`. Zero padding ('same' and
-    'full') is written by :func:`convfilter.engine.layouts.convolve` into its input
-    buffer; every non-zero ``border`` is padded here first. The Conv2D then
-    runs with 'valid'. ``engine`` is ``'auto'`` (the fast blocked layout of
-    :mod:`convfilter.engine.layouts`) or ``'plain'`` (the literal single-filter
-    ``Conv2D``); both give the same result. With ``tile_size``, an output
-    larger than ``tile_size x tile_size`` is computed in tiles of that size
-    (:mod:`convfilter.engine.tiles`: the same sums, memory bounded by the tile).
+    ``C`` is ``op.channels``: the C planes of one image follow each other. A
+    bank whose ``combine`` is 'stack' gives ``B x H' x W' x N``. The padding
+    (the amounts of :meth:`~convfilter.ops.conv.Conv2DSpec.pads`) is written as
+    zeros into the engine's input buffer, or cut with the border's pixels;
+    the layer then runs 'valid'. ``engine`` is ``'auto'`` (the fast blocked
+    layout of :mod:`convfilter.engine.layouts`, for one input channel) or
+    ``'plain'`` (the literal ``Conv2D``); both give the same result. With
+    ``tile_size``, an output larger than ``tile_size x tile_size`` is computed
+    in tiles of that size (:mod:`convfilter.engine.tiles`: the same sums,
+    memory bounded by the tile).
     """
-    from convfilter.engine.tiles import convolve_op, filter_tiled, plan_tiles
+    from convfilter.engine.tiles import filter_tiled
 
-    batch = np.asarray(batch)
-    _, h, w = batch.shape
-    if tile_size is not None and len(plan_tiles((h, w), op, tile_size)) > 1:
-        return filter_tiled(batch, op, tile_size=tile_size, engine=engine)
-    (kh, kw), (sy, sx), padding, (dy, dx) = op.geometry
-    pad_y = padding_amounts(h, kh, sy, dy, padding)
-    pad_x = padding_amounts(w, kw, sx, dx, padding)
-    if op.border != "zero":
-        batch = pad_batch(batch, pad_y, pad_x, op.border)
-        pad_y = pad_x = (0, 0)
-    return convolve_op(batch, op, pad_y, pad_x, engine)
+    check_engine(engine)
+    return filter_tiled(np.asarray(batch), op, tile_size=tile_size, engine=engine)
+
+
+def responses(
+    planes: np.ndarray, op: Conv2DSpec, pad_y: tuple[int, int], pad_x: tuple[int, int], engine: str = "auto"
+) -> np.ndarray:
+    """Every filter's raw output for ``planes`` (``B*C x h x w``, zeros ``pad_y``/``pad_x`` around them).
+
+    Returns ``B x h' x w' x N`` float32. A convolution runs 'valid' on the
+    padded planes; a transposed convolution runs 'valid' without output
+    padding (its whole scatter-add), the caller cuts its part out.
+    """
+    if op.layout == "blocked":  # one input channel: each filter through the fast layouts, same window
+        grids = op.weights4[:, :, 0, :]
+        outputs = [
+            convolve(
+                planes,
+                grids[:, :, i],
+                stride=op.stride,
+                dilation=op.dilation,
+                pad_y=pad_y,
+                pad_x=pad_x,
+                bias=op.bias,
+                engine=engine,
+            )
+            for i in range(op.filters)
+        ]
+        return outputs[0][..., np.newaxis] if len(outputs) == 1 else np.stack(outputs, axis=-1)
+    from convfilter.engine.model import layer_model, run_model
+
+    count, h, w = planes.shape
+    channels = op.channels
+    images = planes.reshape(count // channels, channels, h, w)
+    if any(pad_y) or any(pad_x):
+        images = np.pad(images, [(0, 0), (0, 0), tuple(pad_y), tuple(pad_x)])
+    tensor = np.ascontiguousarray(images.transpose(0, 2, 3, 1), dtype=np.float32)
+    return run_model(layer_model(op), op, tensor)

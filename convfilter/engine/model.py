@@ -114,7 +114,7 @@ MODEL_CACHE_SIZE = 32
 
 def cached_models() -> int:
     """How many Keras models are held now."""
-    makers = (conv_model, blocked_model, pool_model, transpose_model)
+    makers = (conv_model, blocked_model, pool_model, _layer_model)
     return sum(make.cache_info().currsize for make in makers)
 
 
@@ -239,23 +239,60 @@ def pool_model(kind: str, pool_size: tuple[int, int], stride: tuple[int, int], p
 
 
 @functools.lru_cache(maxsize=MODEL_CACHE_SIZE)
-def transpose_model(
+def _layer_model(
+    kind: str,
     kernel_shape: tuple[int, int],
+    channels: int,
+    filters: int,
     stride: tuple[int, int],
-    padding: str,
-    output_padding: tuple[int, int] | None,
+    dilation: tuple[int, int],
     use_bias: bool,
 ) -> Any:
-    """A single-filter ``Conv2DTranspose`` model for any ``N x H x W x 1`` batch (weights set per call)."""
+    """One layer over ``N x H x W x channels``, 'valid': ``Conv2D(filters, ...)`` or ``Conv2DTranspose``.
+
+    Keras refuses a ``Conv2D`` with stride > 1 together with dilation > 1: it
+    then runs at stride 1 and keeps every stride-th row and column
+    (``MaxPooling2D(pool_size=1, strides=stride)``). A transposed layer runs
+    without output padding: its whole scatter-add (the caller cuts the output from it).
+    """
     keras = keras_module()
-    inputs = keras.Input(shape=(None, None, 1), name="image")
-    layer = keras.layers.Conv2DTranspose(
-        1,
+    inputs = keras.Input(shape=(None, None, channels), name="image")
+    if kind == "transpose":
+        layer = keras.layers.Conv2DTranspose(
+            filters, kernel_shape, strides=stride, padding="valid", use_bias=use_bias, name="layer"
+        )
+        return keras.Model(inputs, layer(inputs), name="convfilter_transpose")
+    split = max(stride) > 1 and max(dilation) > 1
+    layer = keras.layers.Conv2D(
+        filters,
         kernel_shape,
-        strides=stride,
-        padding=padding,
-        output_padding=output_padding,
+        strides=(1, 1) if split else stride,
+        padding="valid",
+        dilation_rate=dilation,
         use_bias=use_bias,
-        name="conv_transpose",
+        name="layer",
     )
-    return keras.Model(inputs, layer(inputs), name="convfilter_transpose")
+    tensor = layer(inputs)
+    if split:
+        tensor = keras.layers.MaxPooling2D(pool_size=1, strides=stride, name="subsample")(tensor)
+    return keras.Model(inputs, tensor, name="convfilter_layer")
+
+
+def layer_model(op: Any) -> Any:
+    """The cached model of ``op`` (a :class:`~convfilter.ops.conv.Conv2DSpec`) as the engine runs it."""
+    dilation = (1, 1) if op.transpose else op.dilation  # a transposed layer holds its dilation as zeros
+    return _layer_model(
+        "transpose" if op.transpose else "conv",
+        tuple(op.layer_weights.shape[:2]),
+        op.channels,
+        op.filters,
+        op.stride,
+        dilation,
+        op.bias != 0.0,
+    )
+
+
+def run_model(model: Any, op: Any, tensor: np.ndarray) -> np.ndarray:
+    """Set ``op``'s weights into ``model``'s layer and run it on ``tensor``; the float32 result."""
+    model.get_layer("layer").set_weights(op.keras_weights())
+    return np.asarray(model(as_tensor(tensor), training=False))

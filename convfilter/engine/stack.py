@@ -24,109 +24,28 @@ imports it through :func:`convfilter.engine.model.keras_module`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from convfilter.errors import ArgumentError
-from convfilter.ops.geometry import padding_amounts
-from convfilter.ops.spec import ChainSpec, Conv2DSpec, PoolSpec, Stage
-from convfilter.ops.transpose import TransposeSpec
+from convfilter.ops.spec import ChainSpec, Stage
 
 
 def needs_fixed_shape(stages: Sequence[Stage]) -> bool:
     """True when some stage pads explicitly by amounts that depend on the input size ('same' + split)."""
-    return any(isinstance(s, Conv2DSpec) and s.split and s.padding == "same" for s in stages)
+    return any(stage.needs_fixed_shape() for stage in stages)
 
 
 def layer_name(number: int | None, stage: Stage) -> str:
     """The Keras layer name of a stage: ``conv`` alone, ``stage2_sobel_x`` in a stack."""
-    if isinstance(stage, TransposeSpec):
-        base = "conv_transpose"
-    else:
-        base = "conv" if isinstance(stage, Conv2DSpec) else f"{stage.kind}_pool"
-    if number is None:
-        return base
-    label = stage.label if isinstance(stage, Conv2DSpec | TransposeSpec) else base
-    return f"stage{number}_" + re.sub(r"[^0-9A-Za-z_]+", "_", label).strip("_")
+    return stage.layer_name if number is None else stage.stage_name(number)
 
 
-def add_stage(
-    keras: Any, tensor: Any, stage: Stage, in_shape: tuple[int, int] | None, name: str, filters: int = 1
-) -> Any:
-    """Append ``stage``'s layer(s) to ``tensor``; returns the new tensor (Conv2D weights not yet set).
-
-    ``filters`` > 1 makes a convolution stage a ``Conv2D(filters, ...)`` (a filter bank's layer).
-    """
-    if isinstance(stage, Conv2DSpec) and stage.border != "zero":
-        raise ArgumentError(
-            f"border {stage.border!r} is padded outside Keras (no standard layer does it), so a model "
-            "would not compute this output; use --border zero"
-        )
-    if isinstance(stage, TransposeSpec):
-        return keras.layers.Conv2DTranspose(
-            1,
-            stage.layer_weights.shape,
-            strides=stage.stride,
-            padding=stage.padding,
-            output_padding=stage.output_padding,
-            use_bias=stage.bias != 0.0,
-            name=name,
-        )(tensor)
-    if isinstance(stage, PoolSpec):
-        layer = {"max": keras.layers.MaxPooling2D, "avg": keras.layers.AveragePooling2D}[stage.kind]
-        return layer(pool_size=stage.window, strides=stage.stride, padding=stage.padding, name=name)(tensor)
-    use_bias = stage.bias != 0.0
-    if stage.keras_native:
-        conv = keras.layers.Conv2D(
-            filters,
-            stage.window,
-            strides=stage.stride,
-            padding=stage.padding,
-            dilation_rate=stage.dilation,
-            use_bias=use_bias,
-            name=name,
-        )
-        return conv(tensor)
-    if stage.padding != "valid":  # 'full', or 'same' that Keras cannot do here: zeros added explicitly
-        if in_shape is None and stage.padding == "same":
-            raise ArgumentError("a 'same' stage with stride > 1 and dilation > 1 needs the input shape")
-        pads = [
-            padding_amounts(
-                in_shape[axis] if in_shape else 0,
-                stage.window[axis],
-                stage.stride[axis],
-                stage.dilation[axis],
-                stage.padding,
-            )
-            for axis in (0, 1)
-        ]
-        if any(any(p) for p in pads):
-            tensor = keras.layers.ZeroPadding2D(tuple(pads), name=f"{name}_pad")(tensor)
-    conv = keras.layers.Conv2D(
-        filters,
-        stage.window,
-        strides=(1, 1) if stage.split else stage.stride,
-        padding="valid",
-        dilation_rate=stage.dilation,
-        use_bias=use_bias,
-        name=name,
-    )
-    tensor = conv(tensor)
-    if not stage.split:
-        return tensor
-    return keras.layers.MaxPooling2D(pool_size=1, strides=stage.stride, name=f"{name}_subsample")(tensor)
-
-
-def set_stage_weights(layer: Any, stage: Conv2DSpec | TransposeSpec) -> None:
-    """Put the stage's kernel (and bias, if any) into its ``Conv2D`` (or ``Conv2DTranspose``) layer."""
-    grid = stage.layer_weights if isinstance(stage, TransposeSpec) else stage.weights
-    weights = [np.asarray(grid, dtype=np.float32).reshape(grid.shape + (1, 1))]
-    if stage.bias != 0.0:
-        weights.append(np.array([stage.bias], dtype=np.float32))
-    layer.set_weights(weights)
+def add_stage(keras: Any, tensor: Any, stage: Stage, in_shape: tuple[int, int] | None, name: str) -> Any:
+    """Append ``stage``'s layer(s) to ``tensor``; returns the new tensor (weights not yet set)."""
+    return stage.add_layers(keras, tensor, in_shape, name)
 
 
 def build_stack(
@@ -155,7 +74,8 @@ def build_stack(
         raise ArgumentError("this stack pads by amounts that depend on the image: give input_shape")
     else:
         shapes = [None] * (len(stages) + 1)
-    inputs = keras.Input(shape=(*(shapes[0] if fixed else (None, None)), 1), name="image")
+    channels = stages[0].channels
+    inputs = keras.Input(shape=(*(shapes[0] if fixed else (None, None)), channels), name="image")
     tensor = inputs
     outputs = []
     names = []
@@ -166,8 +86,9 @@ def build_stack(
         names.append(name)
     model = keras.Model(inputs, tensor, name="convfilter")
     for name, stage in zip(names, stages, strict=True):
-        if isinstance(stage, Conv2DSpec | TransposeSpec):
-            set_stage_weights(model.get_layer(name), stage)
+        weights = stage.keras_weights()
+        if weights:
+            model.get_layer(name).set_weights(weights)
     probe = keras.Model(inputs, outputs, name="convfilter_stages")
     return model, probe
 
@@ -179,8 +100,12 @@ def run_stack(batch: np.ndarray, chain: ChainSpec) -> list[np.ndarray]:
     (:meth:`~convfilter.ops.spec.ChainSpec.shapes`).
     """
     batch = np.asarray(batch, dtype=np.float32)
-    _, probe = build_stack(chain.stages, batch.shape[1:])
-    results = probe(np.ascontiguousarray(batch[..., np.newaxis]), training=False)
+    count, h, w = batch.shape
+    channels = chain.channels
+    tensor = np.ascontiguousarray(batch.reshape(count // channels, channels, h, w).transpose(0, 2, 3, 1))
+    _, probe = build_stack(chain.stages, (h, w))
+    results = probe(tensor, training=False)
     if not isinstance(results, list | tuple):
         results = [results]
-    return [np.asarray(result)[..., 0] for result in results]
+    outputs = [np.asarray(result) for result in results]
+    return [values if values.shape[-1] > 1 else values[..., 0] for values in outputs]

@@ -1,6 +1,11 @@
 """Filtering a large image tile by tile, with a halo, so that memory stays bounded.
 
-The output is cut into tiles of at most ``tile_size x tile_size`` pixels. For
+Every convolution is tiled the same way: the operation says which input
+window an output tile reads (:meth:`convfilter.ops.conv.Conv2DSpec.input_window`),
+for a transposed convolution too (output tiles map back to the input pixels
+that scatter into them), for N filters and for C input channels.
+
+For a convolution the output is cut into tiles of at most ``tile_size x tile_size`` pixels. For
 each output tile the input window it reads is cut from the (unconverted,
 e.g. ``uint8``) image: output rows ``i0 .. i1-1`` read the zero-padded input
 rows ``i0*sy .. (i1-1)*sy + dy*(kh-1)``, which is the tile plus a halo of the
@@ -24,10 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convfilter.engine.layouts import column_block, convolve
+from convfilter.engine.layouts import column_block
 from convfilter.errors import ArgumentError
-from convfilter.ops.geometry import dilated_extent, output_shape, padding_amounts
-from convfilter.ops.spec import Conv2DSpec
+from convfilter.ops.conv import Conv2DSpec
 
 DEFAULT_TILE_SIZE = 2048
 """Default side of an output tile: about 16 MB of float32 per buffer."""
@@ -36,7 +40,12 @@ MIN_TILE_SIZE = 16
 
 @dataclass(frozen=True)
 class Tile:
-    """One output tile ``rows x cols`` and the input window (in image coordinates) it reads."""
+    """One output tile ``rows x cols`` and the input window (in image coordinates) it reads.
+
+    ``pad_y``/``pad_x`` are the border pixels around the window; ``offset`` is
+    where the tile starts in the window's result (a transposed convolution's
+    scatter-add reaches beyond the tile; 0 for a convolution).
+    """
 
     rows: slice
     cols: slice
@@ -44,6 +53,7 @@ class Tile:
     in_cols: slice
     pad_y: tuple[int, int]
     pad_x: tuple[int, int]
+    offset: tuple[int, int] = (0, 0)
 
 
 def check_tile_size(tile_size: int) -> int:
@@ -56,38 +66,31 @@ def check_tile_size(tile_size: int) -> int:
     return tile_size
 
 
-def _axis_windows(n: int, k: int, s: int, d: int, padding: str, out: int, step: int):
-    """(output slice, input slice, (zeros before, zeros after)) along one axis, tile by tile."""
-    before, _ = padding_amounts(n, k, s, d, padding)
-    span = dilated_extent(k, d)
+def _axis_windows(op: Conv2DSpec, axis: int, n: int, out: int, step: int):
+    """(output slice, input slice, (pixels before, after), offset) along one axis, tile by tile."""
     for start in range(0, out, step):
         stop = min(start + step, out)
-        first = start * s - before
-        last = (stop - 1) * s + span - before  # one past the last input index read
-        yield (
-            slice(start, stop),
-            slice(max(first, 0), min(last, n)),
-            (max(-first, 0), max(last - n, 0)),
-        )
+        first, last, before, after, offset = op.input_window(axis, n, start, stop)
+        yield slice(start, stop), slice(first, last), (before, after), offset
 
 
-def plan_tiles(shape: tuple[int, int], op: Conv2DSpec, tile_size: int = DEFAULT_TILE_SIZE) -> list[Tile]:
-    """The tiles covering the output of an ``H x W`` image, in row-major order."""
-    check_tile_size(tile_size)
-    kernel_shape, stride, padding, dilation = op.geometry
-    out_h, out_w = output_shape(shape, kernel_shape, stride, padding, dilation)
-    block = column_block(kernel_shape[1], stride[1], dilation[1])
-    col_step = -(-tile_size // block) * block
-    row_windows = list(
-        _axis_windows(shape[0], kernel_shape[0], stride[0], dilation[0], padding, out_h, tile_size)
-    )
-    col_windows = list(
-        _axis_windows(shape[1], kernel_shape[1], stride[1], dilation[1], padding, out_w, col_step)
-    )
+def plan_tiles(
+    shape: tuple[int, int], op: Conv2DSpec, tile_size: int | None = DEFAULT_TILE_SIZE
+) -> list[Tile]:
+    """The tiles covering the output of an ``H x W`` image, in row-major order (one for ``None``)."""
+    out_h, out_w = op.output_shape(shape)
+    if tile_size is None:
+        row_step, col_step = max(out_h, 1), max(out_w, 1)
+    else:
+        check_tile_size(tile_size)
+        block = 1 if op.transpose else column_block(op.window[1], op.stride[1], op.dilation[1])
+        row_step, col_step = tile_size, -(-tile_size // block) * block
+    row_windows = list(_axis_windows(op, 0, shape[0], out_h, row_step))
+    col_windows = list(_axis_windows(op, 1, shape[1], out_w, col_step))
     return [
-        Tile(rows, cols, in_rows, in_cols, pad_y, pad_x)
-        for rows, in_rows, pad_y in row_windows
-        for cols, in_cols, pad_x in col_windows
+        Tile(rows, cols, in_rows, in_cols, pad_y, pad_x, (offset_y, offset_x))
+        for rows, in_rows, pad_y, offset_y in row_windows
+        for cols, in_cols, pad_x, offset_x in col_windows
     ]
 
 
@@ -114,10 +117,13 @@ def border_index(index: np.ndarray, n: int, border: str) -> np.ndarray:
     raise ArgumentError(f"no index rule for border {border!r}")
 
 
-def _window(batch: np.ndarray, tile: Tile, border: str) -> tuple[np.ndarray, tuple, tuple]:
-    """The input ``tile`` reads, and the zeros still to pad around it (none for non-zero borders)."""
+def tile_window(batch, tile: Tile, border: str) -> tuple[np.ndarray, tuple, tuple]:
+    """The input ``tile`` reads, and the zeros still to pad around it (none for non-zero borders).
+
+    ``batch`` is ``N x H x W``: a NumPy array, or anything sliced like one (a Zarr array).
+    """
     if border == "zero":
-        return batch[:, tile.in_rows, tile.in_cols], tile.pad_y, tile.pad_x
+        return np.asarray(batch[:, tile.in_rows, tile.in_cols]), tile.pad_y, tile.pad_x
     _, h, w = batch.shape
     rows = border_index(
         np.arange(tile.in_rows.start - tile.pad_y[0], tile.in_rows.stop + tile.pad_y[1]), h, border
@@ -125,50 +131,65 @@ def _window(batch: np.ndarray, tile: Tile, border: str) -> tuple[np.ndarray, tup
     cols = border_index(
         np.arange(tile.in_cols.start - tile.pad_x[0], tile.in_cols.stop + tile.pad_x[1]), w, border
     )
-    return batch[:, rows][:, :, cols], (0, 0), (0, 0)
+    window = np.asarray(batch[:, rows.min() : rows.max() + 1, cols.min() : cols.max() + 1])
+    return window[:, rows - rows.min()][:, :, cols - cols.min()], (0, 0), (0, 0)
 
 
-def convolve_op(
-    batch: np.ndarray, op: Conv2DSpec, pad_y: tuple[int, int], pad_x: tuple[int, int], engine: str = "auto"
-) -> np.ndarray:
-    """:func:`convfilter.engine.layouts.convolve` with ``op``'s weights, stride, dilation and bias."""
-    return convolve(
-        batch,
-        op.weights,
-        stride=op.stride,
-        dilation=op.dilation,
-        pad_y=pad_y,
-        pad_x=pad_x,
-        bias=op.bias,
-        engine=engine,
-    )
+def run_tile(batch, op: Conv2DSpec, tile: Tile, engine: str = "auto") -> np.ndarray:
+    """One tile of ``op``'s output for ``batch`` (``B*C x H x W``): ``B x h x w`` (``x N`` for 'stack')."""
+    from convfilter.engine.conv import responses
+
+    window, pad_y, pad_x = tile_window(batch, tile, op.border)
+    size = (tile.rows.stop - tile.rows.start, tile.cols.stop - tile.cols.start)
+    if window.shape[1] == 0 or window.shape[2] == 0:  # a transposed tile no input reaches: the bias
+        raw = np.full((len(batch) // op.channels, *size, op.filters), op.bias, np.float32)
+    else:
+        raw = responses(window, op, pad_y, pad_x, engine)
+    if op.transpose:
+        raw = _cut(raw, tile.offset, size, op.bias)
+    return op.finish(raw)
+
+
+def _cut(raw: np.ndarray, offset: tuple[int, int], size: tuple[int, int], bias: float) -> np.ndarray:
+    """``size`` of ``raw`` (``B x h x w x N``) from ``offset`` on; beyond its end, the bias alone."""
+    (oy, ox), (h, w) = offset, size
+    part = raw[:, oy : oy + h, ox : ox + w]
+    if part.shape[1:3] == (h, w):
+        return part
+    out = np.full((raw.shape[0], h, w, raw.shape[3]), bias, np.float32)
+    out[:, : part.shape[1], : part.shape[2]] = part
+    return out
 
 
 def filter_tiles(
-    batch: np.ndarray, op: Conv2DSpec, *, tile_size: int = DEFAULT_TILE_SIZE, engine: str = "auto"
+    batch: np.ndarray, op: Conv2DSpec, *, tile_size: int | None = DEFAULT_TILE_SIZE, engine: str = "auto"
 ) -> Iterator[tuple[Tile, np.ndarray]]:
-    """Yield ``(tile, float32 N x h x w values)`` per output tile of ``batch`` (``N x H x W``, any dtype).
+    """Yield ``(tile, float32 B x h x w values)`` per output tile of ``batch`` (``B*C x H x W``, any dtype).
 
-    The image must fit ``op`` (:meth:`~convfilter.ops.spec.Conv2DSpec.output_shape`).
-    ``op.border`` is what 'same' and 'full' pad with (:mod:`convfilter.ops.borders`):
+    The image must fit ``op`` (:meth:`~convfilter.ops.conv.Conv2DSpec.output_shape`).
+    ``op.border`` is what the padding holds (:mod:`convfilter.ops.borders`):
     each tile's window is cut from the image with the border's pixels where
     it pokes out. Only one tile's float buffers exist at a time.
     """
     for tile in plan_tiles(batch.shape[1:], op, tile_size):
-        window, pad_y, pad_x = _window(batch, tile, op.border)
-        yield tile, convolve_op(window, op, pad_y, pad_x, engine)
+        yield tile, run_tile(batch, op, tile, engine)
 
 
 def filter_tiled(
-    batch: np.ndarray, op: Conv2DSpec, *, tile_size: int = DEFAULT_TILE_SIZE, engine: str = "auto"
+    batch: np.ndarray, op: Conv2DSpec, *, tile_size: int | None = DEFAULT_TILE_SIZE, engine: str = "auto"
 ) -> np.ndarray:
-    """The whole ``N x H' x W'`` float32 result of ``batch``, computed tile by tile into one array.
+    """The whole float32 result of ``batch``, computed tile by tile into one array.
 
     Equal to one whole-image call (see the module's doc on rounding); memory is
     the input, the output and one tile's buffers (instead of the engine's
     full-size padded copy).
     """
-    out = np.empty((batch.shape[0], *op.output_shape(batch.shape[1:])), np.float32)
-    for tile, values in filter_tiles(batch, op, tile_size=tile_size, engine=engine):
-        out[:, tile.rows, tile.cols] = values
+    tiles = plan_tiles(batch.shape[1:], op, tile_size)
+    if len(tiles) == 1:
+        return run_tile(batch, op, tiles[0], engine)
+    count = len(batch) // op.channels
+    extra = (op.filters,) if op.out_channels > 1 else ()
+    out = np.empty((count, *op.output_shape(batch.shape[1:]), *extra), np.float32)
+    for tile in tiles:
+        out[:, tile.rows, tile.cols] = run_tile(batch, op, tile, engine)
     return out

@@ -1,4 +1,4 @@
-"""Running one transposed convolution: Keras's ``Conv2DTranspose`` (``--transpose``)."""
+"""Running one transposed convolution from Python: Keras's ``Conv2DTranspose`` (``--transpose``)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from convfilter.engine.conv import filter_batch
 from convfilter.errors import ArgumentError
 from convfilter.ops.transpose import TransposeSpec
 
@@ -33,19 +34,4 @@ def transpose_array(
         raise ArgumentError(f"image must be a non-empty 2-D array, got shape {image.shape}")
     op = TransposeSpec(kernel, stride, padding, dilation, output_padding, bias, convolve)
     op.output_shape(image.shape)
-    return transpose_batch(image[np.newaxis], op)[0]
-
-
-def transpose_batch(batch: np.ndarray, op: TransposeSpec) -> np.ndarray:
-    """``N x H x W`` images of one size through ``op``'s ``Conv2DTranspose``; ``N x H' x W'`` float32."""
-    from convfilter.engine.model import as_tensor, transpose_model
-
-    weights = np.asarray(op.layer_weights, dtype=np.float32)
-    use_bias = op.bias != 0.0
-    model = transpose_model(weights.shape, op.stride, op.padding, op.output_padding, use_bias)
-    values = [weights.reshape(weights.shape + (1, 1))]
-    if use_bias:
-        values.append(np.array([op.bias], dtype=np.float32))
-    model.get_layer("conv_transpose").set_weights(values)
-    batch = np.ascontiguousarray(np.asarray(batch, dtype=np.float32)[..., np.newaxis])
-    return np.asarray(model(as_tensor(batch), training=False))[..., 0]
+    return filter_batch(image[np.newaxis], op)[0]

@@ -45,14 +45,55 @@ def standardize_pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
-def check_padding(padding: str) -> str:
-    """Return ``padding`` lower-cased if it is one of :data:`PADDINGS`, else raise ``ValueError``."""
-    if not isinstance(padding, str) or padding.lower() not in PADDINGS:
-        raise ArgumentError(
-            f"The `padding` argument must be one of {', '.join(map(repr, PADDINGS))}. "
-            f"Received: padding={padding!r}"
-        )
-    return padding.lower()
+MAX_PADDING = 1 << 16
+"""The most pixels numeric padding may add on one side."""
+
+
+def check_padding(padding: str | int | Sequence[int]) -> str | tuple[int, int, int, int]:
+    """``padding`` as one of :data:`PADDINGS` (lower-cased) or numbers ``(top, bottom, left, right)``.
+
+    Numbers are written as a course writes them: ``N`` (every side), ``(PY, PX)``
+    (rows, columns: both sides each) or ``(TOP, BOTTOM, LEFT, RIGHT)``; as a
+    string too (``"1"``, ``"0,1"``, ``"1,1,2,2"``). They mean a Keras
+    ``ZeroPadding2D`` before a 'valid' layer. Anything else raises :class:`ArgumentError`.
+    """
+    error = (
+        f"The `padding` argument must be one of {', '.join(map(repr, PADDINGS))} or numbers "
+        f"(N, PY,PX or TOP,BOTTOM,LEFT,RIGHT, each 0..{MAX_PADDING}). Received: padding={padding!r}"
+    )
+    if isinstance(padding, str):
+        if padding.lower() in PADDINGS:
+            return padding.lower()
+        parts = [part.strip() for part in padding.replace(" ", ",").split(",") if part.strip()]
+        try:
+            values: tuple = tuple(int(part) for part in parts)
+        except ValueError:
+            raise ArgumentError(error, param="--padding") from None
+    elif isinstance(padding, bool):
+        raise ArgumentError(error, param="--padding")
+    elif isinstance(padding, int):
+        values = (padding,)
+    else:
+        try:
+            values = tuple(padding)
+        except TypeError:
+            raise ArgumentError(error, param="--padding") from None
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            raise ArgumentError(error, param="--padding")
+    if len(values) not in (1, 2, 4) or not all(0 <= v <= MAX_PADDING for v in values):
+        raise ArgumentError(error, param="--padding")
+    if len(values) == 1:
+        values = values * 4
+    elif len(values) == 2:
+        values = (values[0], values[0], values[1], values[1])
+    return tuple(int(v) for v in values)  # type: ignore[return-value]
+
+
+def padding_text(padding: str | Sequence[int]) -> str:
+    """``'same'`` for a rule, ``(1, 1, 2, 2)`` for numbers: how messages and reports show the padding."""
+    if isinstance(padding, str):
+        return f"'{padding}'"
+    return "(" + ", ".join(str(v) for v in padding) + ")"
 
 
 def dilated_extent(k: int, d: int) -> int:
@@ -60,8 +101,13 @@ def dilated_extent(k: int, d: int) -> int:
     return d * (k - 1) + 1
 
 
-def output_length(n: int, k: int, s: int, d: int, padding: str) -> int:
-    """Output length along one axis (may be <= 0 under 'valid' when the image is too small)."""
+def output_length(n: int, k: int, s: int, d: int, padding: str | Sequence[int]) -> int:
+    """Output length along one axis (may be <= 0 when the image is too small).
+
+    ``padding`` is a rule's name or, for numbers, the ``(before, after)`` amounts of this axis.
+    """
+    if not isinstance(padding, str):
+        return (n + padding[0] + padding[1] - dilated_extent(k, d)) // s + 1
     if padding == "same":
         return -(-n // s)
     if padding == "full":
@@ -69,12 +115,14 @@ def output_length(n: int, k: int, s: int, d: int, padding: str) -> int:
     return (n - dilated_extent(k, d)) // s + 1
 
 
-def padding_amounts(n: int, k: int, s: int, d: int, padding: str) -> tuple[int, int]:
+def padding_amounts(n: int, k: int, s: int, d: int, padding: str | Sequence[int]) -> tuple[int, int]:
     """Pixels added before and after one axis.
 
     ``(0, 0)`` for 'valid', TensorFlow's split for 'same' (odd pixel after),
-    ``(d*(k-1), d*(k-1))`` for 'full'.
+    ``(d*(k-1), d*(k-1))`` for 'full'; numbers (this axis's ``(before, after)``) as they are.
     """
+    if not isinstance(padding, str):
+        return int(padding[0]), int(padding[1])
     if padding == "valid":
         return 0, 0
     if padding == "full":
@@ -87,14 +135,21 @@ def output_shape(
     shape: Sequence[int],
     kernel_shape: Sequence[int],
     stride: Sequence[int] = (1, 1),
-    padding: str = "valid",
+    padding: str | Sequence[int] = "valid",
     dilation: Sequence[int] = (1, 1),
 ) -> tuple[int, int]:
     """Output ``(H, W)`` of a convolution of an ``H x W`` input (values <= 0 mean 'too small')."""
     return (
-        output_length(shape[0], kernel_shape[0], stride[0], dilation[0], padding),
-        output_length(shape[1], kernel_shape[1], stride[1], dilation[1], padding),
+        output_length(shape[0], kernel_shape[0], stride[0], dilation[0], axis_padding(padding, 0)),
+        output_length(shape[1], kernel_shape[1], stride[1], dilation[1], axis_padding(padding, 1)),
     )
+
+
+def axis_padding(padding: str | Sequence[int], axis: int) -> str | tuple[int, int]:
+    """The padding along one axis: the rule's name, or numbers' ``(before, after)`` for that axis."""
+    if isinstance(padding, str):
+        return padding
+    return int(padding[2 * axis]), int(padding[2 * axis + 1])
 
 
 def transpose_length(n: int, k: int, s: int, d: int, padding: str, output_padding: int | None = None) -> int:

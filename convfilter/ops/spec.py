@@ -19,28 +19,40 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Protocol
 
 import numpy as np
 
 from convfilter.errors import ArgumentError, ImageTooSmallError
-from convfilter.ops.borders import check_border
-from convfilter.ops.geometry import (
-    KERAS_PADDINGS,
-    check_padding,
-    dilated_extent,
-    output_shape,
-    standardize_pair,
+from convfilter.ops.alpha import window_anchor
+from convfilter.ops.conv import (
+    Conv2DSpec,
+    check_bias,
+    check_border_use,
+    check_kernel,
+    too_small,
 )
-from convfilter.ops.kernels import MAX_KERNEL_SIZE, is_averaging
+from convfilter.ops.geometry import output_shape, padding_amounts, standardize_pair
+from convfilter.ops.kernels import MAX_KERNEL_SIZE
+
+__all__ = [
+    "ChainSpec",
+    "Conv2DSpec",
+    "Operation",
+    "PoolSpec",
+    "Stage",
+    "check_bias",
+    "check_border_use",
+    "check_kernel",
+    "fits",
+]
 
 POOLS = ("max", "avg")
 POOL_PADDINGS = ("valid", "same")
 
 
 class Operation(Protocol):
-    """What the runner needs of an operation: shapes, a description, the layers, the range rule."""
+    """What the runner and the engine need of an operation; every operation answers for itself."""
 
     name: str
 
@@ -52,174 +64,45 @@ class Operation(Protocol):
     def averaging(self) -> bool:
         """True when results stay in the input's range (``--range auto`` then means ``clip``)."""
 
+    @property
+    def layout(self) -> str:
+        """Which engine layout runs it (:mod:`convfilter.engine.apply`)."""
+
+    @property
+    def tiles(self) -> bool:
+        """True when its output can be computed tile by tile (:meth:`Conv2DSpec.input_window`)."""
+
+    @property
+    def channels(self) -> int:
+        """Input channels one output reads (1: every channel of an image is filtered on its own)."""
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of one output (a bank's ``stack`` keeps N)."""
+
     def output_shape(self, shape: Sequence[int]) -> tuple[int, int]:
         """The output ``(H', W')`` for an ``H x W`` input, or :class:`ImageTooSmallError`."""
 
+    def carry_alpha(self, alpha: np.ndarray) -> np.ndarray:
+        """Alpha (``H x W``, never filtered) on the output grid."""
+
     def describe(self) -> str:
         """One line: the Keras layer(s) that compute it."""
-
-
-def check_kernel(kernel: np.ndarray | Sequence) -> np.ndarray:
-    """Return ``kernel`` as a 2-D float64 array, or raise :class:`ArgumentError` saying what is wrong."""
-    try:
-        grid = np.asarray(kernel, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"kernel must be a 2-D array of numbers, got {kernel!r}") from None
-    if grid.ndim != 2 or grid.size == 0:
-        raise ArgumentError(f"kernel must be a non-empty 2-D array, got shape {grid.shape}")
-    if max(grid.shape) > MAX_KERNEL_SIZE:
-        raise ArgumentError(
-            f"kernel must be at most {MAX_KERNEL_SIZE}x{MAX_KERNEL_SIZE}, got {grid.shape[0]}x{grid.shape[1]}"
-        )
-    if not np.isfinite(grid).all():
-        raise ArgumentError("kernel values must be finite (no NaN or infinity)")
-    with np.errstate(over="ignore"):
-        too_large = not np.isfinite(grid.astype(np.float32)).all()
-    if too_large:
-        largest = float(np.abs(grid).max())
-        raise ArgumentError(f"kernel values must fit the layer's float32 (|w| <= 3.4e38), got {largest:g}")
-    return grid
-
-
-def check_bias(bias: float) -> float:
-    """Return ``bias`` as a finite float, or raise :class:`ArgumentError`."""
-    try:
-        value = float(bias)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"bias must be a finite number, got {bias!r}") from None
-    if not np.isfinite(value):
-        raise ArgumentError(f"bias must be a finite number, got {value!r}")
-    with np.errstate(over="ignore"):
-        if not np.isfinite(np.float32(value)):
-            raise ArgumentError(f"bias must fit the layer's float32 (|b| <= 3.4e38), got {value:g}")
-    return value
-
-
-def check_border_use(border: str, padding: str) -> str:
-    """Return ``border`` checked; a non-zero border needs 'same' or 'full' padding to mean anything."""
-    border = check_border(border)
-    if border != "zero" and padding == "valid":
-        raise ArgumentError(
-            f"border {border!r} has no effect with padding 'valid' (nothing is padded); "
-            "use padding 'same' or 'full'"
-        )
-    return border
 
 
 def fits(
     image_shape: Sequence[int],
     window: Sequence[int],
     stride: tuple[int, int],
-    padding: str,
+    padding: str | tuple,
     dilation: tuple[int, int],
     what: str = "kernel",
 ) -> tuple[int, int]:
     """The output shape of a window over an image, or :class:`ImageTooSmallError` if it would be empty."""
     out = output_shape(image_shape, window, stride, padding, dilation)
     if min(out) < 1:
-        h, w = image_shape
-        kh, kw = window
-        needed = (dilated_extent(kh, dilation[0]), dilated_extent(kw, dilation[1]))
-        spread = "" if dilation == (1, 1) else f" with dilation {dilation[0]}x{dilation[1]}"
-        raise ImageTooSmallError(
-            f"image is {h}x{w} but the {kh}x{kw} {what}{spread} needs at least "
-            f"{needed[0]}x{needed[1]} pixels under 'valid' padding"
-        )
+        raise too_small(tuple(image_shape), window, dilation, what, padding)
     return out
-
-
-@dataclass(frozen=True, eq=False)
-class Conv2DSpec:
-    """One single-filter ``Conv2D``: ``kernel`` as given, applied by cross-correlation.
-
-    ``convolve`` flips the kernel in both axes (true convolution): that is
-    done in one place, :attr:`weights`, which is what the layer holds.
-    ``border`` is what 'same' and 'full' pad with (:mod:`convfilter.ops.borders`).
-    ``name`` labels the kernel (``'gaussian'``) in reports, figures and layer names.
-    """
-
-    kernel: np.ndarray
-    stride: tuple[int, int] = (1, 1)
-    padding: str = "valid"
-    dilation: tuple[int, int] = (1, 1)
-    bias: float = 0.0
-    border: str = "zero"
-    convolve: bool = False
-    name: str = "conv"
-
-    def __post_init__(self) -> None:
-        padding = check_padding(self.padding)
-        checked = {
-            "kernel": check_kernel(self.kernel),
-            "stride": standardize_pair(self.stride, "stride"),
-            "padding": padding,
-            "dilation": standardize_pair(self.dilation, "dilation"),
-            "bias": check_bias(self.bias),
-            "border": check_border_use(self.border, padding),
-            "convolve": bool(self.convolve),
-        }
-        for key, value in checked.items():
-            object.__setattr__(self, key, value)
-
-    @cached_property
-    def weights(self) -> np.ndarray:
-        """The weights the Conv2D holds: the kernel, flipped in both axes for ``convolve``."""
-        return np.ascontiguousarray(self.kernel[::-1, ::-1]) if self.convolve else self.kernel
-
-    @property
-    def window(self) -> tuple[int, int]:
-        """The kernel's ``(rows, columns)``."""
-        return self.kernel.shape
-
-    @property
-    def label(self) -> str:
-        """``name``, with ``flipped`` added for ``convolve``."""
-        return self.name + (" flipped" if self.convolve else "")
-
-    @property
-    def split(self) -> bool:
-        """True when Keras refuses the configuration (stride > 1 with dilation > 1): conv, then subsample."""
-        return max(self.stride) > 1 and max(self.dilation) > 1
-
-    @property
-    def keras_native(self) -> bool:
-        """True when one plain ``Conv2D`` does it all (no explicit padding, no subsampling)."""
-        return self.padding in KERAS_PADDINGS and not self.split and self.border == "zero"
-
-    @property
-    def stages(self) -> tuple[Conv2DSpec]:
-        return (self,)
-
-    @property
-    def averaging(self) -> bool:
-        return is_averaging(self.weights)
-
-    @property
-    def geometry(self) -> tuple[tuple[int, int], tuple[int, int], str, tuple[int, int]]:
-        """``(window, stride, padding, dilation)``: where each output window lies."""
-        return self.window, self.stride, self.padding, self.dilation
-
-    def output_shape(self, shape: Sequence[int]) -> tuple[int, int]:
-        return fits(tuple(shape), self.window, self.stride, self.padding, self.dilation)
-
-    def describe(self) -> str:
-        kh, kw = self.window
-        use_bias = self.bias != 0.0
-        if self.keras_native:
-            return (
-                f"Conv2D(1, ({kh}, {kw}), strides={self.stride}, padding='{self.padding}', "
-                f"dilation_rate={self.dilation}, use_bias={use_bias})"
-            )
-        pad = "ZeroPadding2D" if self.border == "zero" else f"{self.border} padding (outside Keras)"
-        layers = [] if self.padding == "valid" else [f"{pad} ('{self.padding}' amounts)"]
-        strides = (1, 1) if self.split else self.stride
-        layers.append(
-            f"Conv2D(1, ({kh}, {kw}), strides={strides}, padding='valid', "
-            f"dilation_rate={self.dilation}, use_bias={use_bias})"
-        )
-        if self.split:
-            layers.append(f"MaxPooling2D(pool_size=1, strides={self.stride}) keeping every stride-th pixel")
-        return " -> ".join(layers)
 
 
 @dataclass(frozen=True)
@@ -276,6 +159,45 @@ class PoolSpec:
     def averaging(self) -> bool:
         return True
 
+    layout = "pool"
+    tiles = False
+    params = 0
+    channels = 1
+    filters = 1
+    out_channels = 1
+    transpose = False
+    dilation = (1, 1)
+
+    @property
+    def layer_name(self) -> str:
+        """``max_pool`` or ``avg_pool``."""
+        return f"{self.kind}_pool"
+
+    def stage_name(self, number: int) -> str:
+        """The layer name as stage ``number`` of a stack: ``stage2_max_pool``."""
+        return f"stage{number}_{self.layer_name}"
+
+    def pads(self, shape: Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
+        """``((top, bottom), (left, right))`` as 'same' pooling pads (none for 'valid')."""
+        return tuple(  # type: ignore[return-value]
+            padding_amounts(int(shape[a]), self.size, self.stride[a], 1, self.padding) for a in (0, 1)
+        )
+
+    def carry_alpha(self, alpha: np.ndarray) -> np.ndarray:
+        return window_anchor(alpha, self.output_shape(alpha.shape), self.pads(alpha.shape), self)
+
+    def needs_fixed_shape(self) -> bool:
+        return False
+
+    def add_layers(self, keras, tensor, in_shape, name: str):
+        """Append the pooling layer to ``tensor`` (``keras`` is the Keras module)."""
+        layer = {"max": keras.layers.MaxPooling2D, "avg": keras.layers.AveragePooling2D}[self.kind]
+        return layer(pool_size=self.window, strides=self.stride, padding=self.padding, name=name)(tensor)
+
+    def keras_weights(self) -> list:
+        """A pooling layer holds no weights."""
+        return []
+
     @property
     def geometry(self) -> tuple[tuple[int, int], tuple[int, int], str, tuple[int, int]]:
         """``(window, stride, padding, dilation)``: where each output window lies."""
@@ -310,6 +232,16 @@ class ChainSpec:
         for number, stage in enumerate(stages, start=1):
             if not isinstance(stage, Conv2DSpec | PoolSpec):
                 raise ArgumentError(f"stage {number} must be a Conv2DSpec or PoolSpec, got {stage!r}")
+            if stage.out_channels != 1 and number < len(stages):
+                raise ArgumentError(
+                    f"stage {number} ({stage.name}) keeps {stage.out_channels} channels ('stack'); only the "
+                    "last stage may"
+                )
+            if number > 1 and stage.channels != 1:
+                raise ArgumentError(
+                    f"stage {number} ({stage.name}) reads {stage.channels} channels, but the stage before "
+                    "it gives one"
+                )
             if isinstance(stage, Conv2DSpec) and stage.border != "zero":
                 raise ArgumentError(
                     f"stage {number} ({stage.name}): border {stage.border!r} is padded outside Keras and "
@@ -319,9 +251,23 @@ class ChainSpec:
 
     @property
     def averaging(self) -> bool:
-        return all(
-            isinstance(stage, PoolSpec) or (stage.averaging and stage.bias == 0.0) for stage in self.stages
-        )
+        return all(stage.averaging and getattr(stage, "bias", 0.0) == 0.0 for stage in self.stages)
+
+    layout = "chain"
+    tiles = False
+
+    @property
+    def channels(self) -> int:
+        return self.stages[0].channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.stages[-1].out_channels
+
+    def carry_alpha(self, alpha: np.ndarray) -> np.ndarray:
+        for stage in self.stages:
+            alpha = stage.carry_alpha(alpha)
+        return alpha
 
     def shapes(self, shape: Sequence[int]) -> list[tuple[int, int]]:
         """Every stage's output shape in turn; the error names the stage (``stage 2 (sobel-x): ...``)."""

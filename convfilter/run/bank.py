@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from convfilter.errors import ConvFilterError
 from convfilter.io.atomic import atomic_file
 from convfilter.io.pixels import resolve_range
-from convfilter.ops.bank import BankSpec
-from convfilter.ops.spec import Conv2DSpec
+from convfilter.ops.conv import Conv2DSpec
 from convfilter.run.files import output_target, plan_output, read_input, write_output
 from convfilter.run.jobs import OutputSettings
 from convfilter.run.runner import png_params
@@ -55,7 +54,7 @@ def stack_names(
 
 
 def write_stack(
-    input_path: str, outputs: str | list[str], op: BankSpec, settings: OutputSettings
+    input_path: str, outputs: str | list[str], op: Conv2DSpec, settings: OutputSettings
 ) -> StackResult:
     """Run ``op`` on one input and write its N responses.
 
@@ -64,7 +63,7 @@ def write_stack(
     filter with that kernel would map it) or matrix files (raw values).
     Existing files are refused, all of them before any work, unless ``settings.overwrite``.
     """
-    from convfilter.engine.bank import bank_responses
+    from convfilter.engine.conv import filter_batch
 
     single = isinstance(outputs, str)
     paths = [outputs] if single else list(outputs)
@@ -82,7 +81,7 @@ def write_stack(
     plans = []
     if not single:
         for kernel, path in zip(op.kernels, paths, strict=True):
-            filter_op = Conv2DSpec(kernel, convolve=op.convolve, bias=op.bias)
+            filter_op = Conv2DSpec(kernel, convolve=op.convolve, bias=op.bias, transpose=op.transpose)
             mode = resolve_range(settings.range_request, filter_op)
             plans.append(
                 plan_output(
@@ -96,7 +95,7 @@ def write_stack(
         op.output_shape(data.shape)
     except ConvFilterError as exc:
         raise type(exc)(f"{input_path}: {exc}") from None
-    responses = bank_responses(data.channels.astype(np.float32), op)[0]
+    responses = filter_batch(data.channels, replace(op, combine="stack"), tile_size=settings.tile_size)[0]
     if single:
         with atomic_file(outputs, replace=settings.overwrite) as handle:
             np.save(handle, responses, allow_pickle=False)

@@ -41,7 +41,8 @@ from convfilter.io.images import (
 )
 from convfilter.io.matrices import is_matrix_path, read_matrix, write_matrix
 from convfilter.io.pixels import DEPTHS, to_pixels
-from convfilter.ops.spec import Conv2DSpec, Operation
+from convfilter.ops.conv import Conv2DSpec
+from convfilter.ops.spec import Operation
 
 RAW = "raw"
 """The range mode reported for raw float outputs (matrix files, ``--depth 32f``)."""
@@ -289,7 +290,7 @@ def renders_in_tiles(
     """
     return (
         tile_size is not None
-        and isinstance(op, Conv2DSpec)
+        and op.tiles
         and plan.fmt is not None
         and depth != "32f"
         and len(plan_tiles(shape, op, tile_size)) > 1

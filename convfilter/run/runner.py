@@ -31,10 +31,8 @@ from PIL import Image
 from convfilter.engine.apply import apply
 from convfilter.engine.model import preload_for
 from convfilter.errors import ConvFilterError, ImageTooSmallError, one_line
-from convfilter.io.color import resample_alpha, transpose_alpha
 from convfilter.io.images import ENCODE_ERRORS, check_size, header_pixels, save_image
 from convfilter.io.matrices import format_matrix, is_matrix_path
-from convfilter.ops.transpose import TransposeSpec
 from convfilter.run.files import (
     FilterResult,
     InputData,
@@ -288,12 +286,7 @@ class Runner:
         pixels, minimum, maximum = rendered or (None, None, None)
         alpha = None
         if data.alpha is not None:
-            alpha = data.alpha
-            for stage in self.op.stages:
-                if isinstance(stage, TransposeSpec):
-                    alpha = transpose_alpha(alpha, stage)
-                else:
-                    alpha = resample_alpha(alpha, *stage.geometry)
+            alpha = self.op.carry_alpha(data.alpha)
         params = png_params(s.png_compression) if plan.fmt == "PNG" else {}
         encoded = None
         try:

@@ -32,7 +32,7 @@ def run_one(input_path: str, output_path: str, op: Operation, output: OutputSett
     file = job.files[0]
     if file.error is not None:
         raise (ArgumentError if file.usage else ConvFilterError)(file.error)
-    for result in Runner(job, workers=1, keep_stages=isinstance(op, ChainSpec)).run():
+    for result in Runner(job, workers=1, keep_stages=len(op.stages) > 1).run():
         if result.status == FAILED:
             raise (ImageTooSmallError if result.too_small else ConvFilterError)(result.error)
         return result.detail
