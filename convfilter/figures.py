@@ -21,6 +21,7 @@ import numpy as np
 from convfilter.errors import ArgumentError, ConvFilterError
 from convfilter.io.atomic import atomic_file
 from convfilter.io.images import check_writable
+from convfilter.ops.geometry import padding_text
 
 FIGURE_EXTENSIONS = (".png", ".pdf", ".svg")
 ANNOTATE_KERNEL_UP_TO = 9
@@ -56,7 +57,7 @@ def value_text(value: float) -> str:
 
 def stage_settings(stage: Any) -> str:
     """``"stride 2×1 · padding 'valid' · dilation 1×1"`` (pools: no dilation) plus a non-zero bias."""
-    parts = [f"stride {shape_text(stage.stride)}", f"padding '{stage.padding}'"]
+    parts = [f"stride {shape_text(stage.stride)}", f"padding {padding_text(stage.padding)}"]
     if hasattr(stage, "dilation"):
         parts.append(f"dilation {shape_text(stage.dilation)}")
     if getattr(stage, "bias", 0.0):

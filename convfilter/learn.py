@@ -132,6 +132,13 @@ def save_kernel(path: str, kernel: np.ndarray) -> None:
             np.savetxt(handle, grid, fmt="%.9g", delimiter="," if ext == ".csv" else " ")
 
 
+class PairError(ConvFilterError, ValueError):
+    """BEFORE and AFTER cannot be learned from (their shapes do not fit, their values are not finite).
+
+    A problem with the files (exit 1 on the command line), and a ``ValueError`` for library callers.
+    """
+
+
 def check_size(size: int | Sequence[int]) -> tuple[int, int]:
     """The kernel size as ``(rows, columns)``, each 1..``MAX_KERNEL_SIZE``, or ``ValueError``."""
     pair = standardize_pair(size, "size")
@@ -177,7 +184,7 @@ def learn_kernel(
         raise ArgumentError(f"learning rate must be a positive number, got {learning_rate!r}")
     (expected,) = ChainSpec((replace(stage, border="zero"),)).shapes(before.shape)
     if after.shape != expected:
-        raise ConvFilterError(
+        raise PairError(
             f"AFTER is {after.shape[0]}x{after.shape[1]} but a {window[0]}x{window[1]} kernel with stride "
             f"{stride[0]}x{stride[1]}, dilation {dilation[0]}x{dilation[1]} and {padding_text(padding)} "
             f"padding turns the {before.shape[0]}x{before.shape[1]} BEFORE into {expected[0]}x{expected[1]}"
@@ -212,9 +219,9 @@ def learn_kernel(
 def _matrix(values: np.ndarray, name: str) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2 or values.size == 0:
-        raise ConvFilterError(f"{name} must be a non-empty 2-D array, got shape {values.shape}")
+        raise PairError(f"{name} must be a non-empty 2-D array, got shape {values.shape}")
     if not np.isfinite(values).all():
-        raise ConvFilterError(f"{name} must hold finite values")
+        raise PairError(f"{name} must hold finite values")
     return values
 
 

@@ -287,7 +287,7 @@ def test_failure_leaves_existing_output_untouched(tmp_path):
         (["--dilation", "1", "-2"], "Error: Invalid value for '--dilation': -2 is not in the range x>=1."),
         (
             ["--padding", "circular"],
-            "Error: Invalid value for '--padding': 'circular' is not one of 'valid', 'same', 'full'.",
+            "Error: Invalid value for '--padding': 'circular' is not one of 'valid', 'same', 'full', N, PY,PX or TOP,BOTTOM,LEFT,RIGHT (each 0..65536).",
         ),
         (["--size", "0"], "Error: Invalid value for '--size': 0 is not in the range 1<=x<=101."),
         (

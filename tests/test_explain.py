@@ -212,7 +212,7 @@ def test_border_and_convolve():
         ),
         (
             ["--shape", 5, 5, "--kernel-size", 3, 3, "--padding", "circular"],
-            "Error: Invalid value for '--padding': 'circular' is not one of 'valid', 'same', 'full'.",
+            "Error: Invalid value for '--padding': 'circular' is not one of 'valid', 'same', 'full', N, PY,PX or TOP,BOTTOM,LEFT,RIGHT (each 0..65536).",
             2,
         ),
     ],

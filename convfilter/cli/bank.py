@@ -7,16 +7,14 @@ import secrets
 from collections.abc import Sequence
 
 import click
-import numpy as np
 
 from convfilter.cli.boundary import CONTEXT_SETTINGS, Command
 from convfilter.cli.filtering import check_single_side_outputs, run_op
-from convfilter.cli.options import BatchOptions, batch_options, conv_options, split_conv
-from convfilter.figures import value_range
+from convfilter.cli.options import batch_options, conv_options, split_conv
+from convfilter.cli.stacked import report_bank, write_stacked
 from convfilter.ops.bank import COMBINES, BankSpec
-from convfilter.ops.kernels import KERNELS, MAX_KERNEL_SIZE, format_grid
+from convfilter.ops.kernels import KERNELS, MAX_KERNEL_SIZE
 from convfilter.run.files import FilterResult
-from convfilter.run.jobs import OutputSettings
 
 BANK_HELP = """Run several kernels at once, as the N filters of one Conv2D(N, ...), and combine them.
 
@@ -89,34 +87,6 @@ def build_kernels(tokens: Sequence[str], named: dict) -> tuple[list, list[str], 
     return grids, names, used
 
 
-def report_bank(op: BankSpec, used: dict, result: FilterResult | None, lines_only: bool = False) -> list[str]:
-    """The ``-v`` lines: shapes, every filter's weights, the weight tensor's shape and the layer."""
-    kh, kw = op.window
-    shown = ", ".join(f"{key}={value}" for key, value in used.items())
-    biases = f" + {op.filters} biases" if op.bias else ""
-    lines = []
-    if result is not None:
-        (h, w) = result.input_shape
-        lines.append(f"input:   {result.input}: {h}x{w} (tensor {result.channels}x{h}x{w}x1)")
-    lines.append(
-        f"filters: {op.filters}, each {kh}x{kw}" + (f" ({shown})" if shown else "") + f": weights shape "
-        f"({kh}, {kw}, 1, {op.filters}), {op.params:,} trainable ({op.filters}*{kh}*{kw}{biases})"
-    )
-    for index, name in enumerate(op.names):
-        grid = op.weights[:, :, 0, index]
-        flipped = " (flipped for --convolve)" if op.convolve else ""
-        lines.append(f"  {index}: {name}{flipped}")
-        lines += ["         " + row for row in format_grid(grid).splitlines()]
-    lines.append(f"layer:   {op.describe()}")
-    if result is not None:
-        oh, ow = result.output_shape
-        lines.append(
-            f"output:  {result.output}: {oh}x{ow}, range {result.range_mode} of raw values "
-            f"{result.minimum:.6g}..{result.maximum:.6g}"
-        )
-    return lines
-
-
 @click.command(
     "bank",
     cls=Command,
@@ -158,7 +128,7 @@ def bank_command(args, combine, size, sigma, seed, verbose, batch, export_path, 
     grids, names, used = build_kernels(tokens, {"size": size, "sigma": sigma, "seed": seed})
     op = BankSpec(tuple(grids), tuple(names), **conv, combine=combine)
     if combine == "stack":
-        _stack(op, paths, batch, output, used, verbose, export_path)
+        write_stacked(op, paths, batch, output, used, verbose, export_path)
         return
     check_single_side_outputs(
         paths, batch, None, export_path, color=output["color"], border=conv["border"], padding=conv["padding"]
@@ -168,67 +138,3 @@ def bank_command(args, combine, size, sigma, seed, verbose, batch, export_path, 
         click.echo("\n".join(report_bank(op, used, result)), err=True)
 
     run_op(op, paths, batch, output, report=report if verbose else None, export_path=export_path)
-
-
-def _stack(op: BankSpec, paths, batch: BatchOptions, output: dict, used: dict, verbose: bool, export_path):
-    """``--combine stack``: one INPUT, to OUTPUT.npy or one file per filter in -o DIR."""
-    from convfilter.cli.side import check_side_outputs
-    from convfilter.run.bank import stack_names, write_stack
-
-    batch_only = [
-        name
-        for name, value in (
-            ("--output-template", batch.output_template),
-            ("--files-from", batch.files_from),
-            ("--recursive", batch.recursive or None),
-            ("--skip-existing", batch.skip_existing or None),
-            ("--json", batch.json_lines or None),
-            ("--dask", batch.dask),
-            ("--color", output["color"] or None),
-        )
-        if value is not None
-    ]
-    if batch_only:
-        raise click.UsageError(
-            f"--combine stack writes the N outputs of one INPUT; leave out {batch_only[0]}"
-        )
-    expected = 1 if batch.output_dir is not None else 2
-    if len(paths) != expected:
-        form = "INPUT -o DIR" if batch.output_dir is not None else "INPUT OUTPUT.npy (or INPUT -o DIR)"
-        raise click.UsageError(f"--combine stack takes one input: give {form}, got {len(paths)} path(s)")
-    input_path = paths[0]
-    if input_path == "-":
-        raise click.UsageError("--combine stack reads a file, not standard input")
-    if batch.output_dir is not None:
-        outputs = stack_names(input_path, batch.output_dir, op.names, batch.out_format)
-    else:
-        outputs = paths[1]
-    if export_path:
-        shown = outputs if isinstance(outputs, str) else None
-        check_side_outputs(
-            input_path,
-            shown,
-            None,
-            export_path,
-            border=op.border,
-            padding=op.padding,
-            overwrite=batch.overwrite,
-        )
-    settings = OutputSettings(**output, png_compression=batch.png_compression, overwrite=batch.overwrite)
-    result = write_stack(input_path, outputs, op, settings)
-    if export_path:
-        from convfilter.export import export_stack
-
-        export_stack(export_path, op.stages, result.input_shape)
-    if verbose:
-        lines = report_bank(op, used, None)
-        h, w = result.input_shape
-        lines.insert(0, f"input:   {input_path}: {h}x{w} (tensor 1x{h}x{w}x1)")
-        oh, ow, n = result.shape
-        lines.append(
-            f"output:  {oh}x{ow}x{n} raw values {value_range(np.array([result.minimum, result.maximum]))} "
-            f"-> " + ", ".join(result.outputs)
-        )
-        click.echo("\n".join(lines), err=True)
-    if not batch.quiet and batch.output_dir is not None:
-        click.echo(f"{len(result.outputs)} written (one per filter) in {batch.output_dir}", err=True)

@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Sequence
 
 import click
+import numpy as np
 
 from convfilter.cli.boundary import CONTEXT_SETTINGS, Command
 from convfilter.cli.files import filter_paths, is_single
@@ -27,7 +28,6 @@ from convfilter.cli.report import report_conv
 from convfilter.cli.side import check_side_outputs, write_side_outputs
 from convfilter.ops.kernels import NamedKernel, format_grid
 from convfilter.ops.spec import Conv2DSpec, Operation
-from convfilter.ops.transpose import TransposeSpec, check_layer_options
 from convfilter.run.files import FilterResult
 from convfilter.run.jobs import OutputSettings
 
@@ -37,6 +37,16 @@ EXAMPLES = {
     "random": "convfilter random in.png out.png --seed 7 --size 5",
     "identity": "convfilter identity in.png half.png --size 1 --stride 2 2",
 }
+
+
+def mix_channels_option(command):
+    """``--mix-channels``: one Conv2D reading every channel of the input, the kernel spread over them."""
+    return click.option(
+        "--mix-channels",
+        is_flag=True,
+        help="Read every channel of the input (alpha too) with one Conv2D(1, ...): the kernel spread "
+        "over the C channels as weights k / C (C from the first INPUT). Writes one channel.",
+    )(command)
 
 
 def check_single_side_outputs(paths: Sequence[str], batch: BatchOptions, compare, export, **settings) -> None:
@@ -57,13 +67,32 @@ def conv_settings(params: dict, paths, batch: BatchOptions, compare, export) -> 
     return conv, output
 
 
-def conv_op(grid, conv: dict, transpose: bool, output_padding, name: str) -> Conv2DSpec | TransposeSpec:
-    """The layer the options ask for: a ``Conv2D``, or with ``--transpose`` a ``Conv2DTranspose``."""
-    check_layer_options(transpose, output_padding, conv["border"])
-    if not transpose:
-        return Conv2DSpec(grid, **conv, name=name)
-    keywords = {key: value for key, value in conv.items() if key != "border"}
-    return TransposeSpec(grid, **keywords, output_padding=output_padding, name=name)
+def conv_op(
+    grid, conv: dict, transpose: bool, output_padding, name: str, mix_channels: int | None = None
+) -> Conv2DSpec:
+    """The layer the options ask for: a ``Conv2D``, or with ``--transpose`` a ``Conv2DTranspose``.
+
+    A 4-D ``grid`` ``(kh, kw, C, N)`` reads C channels with N filters, kept
+    apart; ``mix_channels`` C spreads a 2-D grid over C channels as ``grid / C``.
+    """
+    if mix_channels is not None:
+        if np.ndim(grid) != 2:
+            raise click.BadParameter(
+                "takes a 2-D kernel (a 4-D one has its channels)", param_hint="'--mix-channels'"
+            )
+        grid = np.repeat(np.asarray(grid)[:, :, np.newaxis, np.newaxis] / mix_channels, mix_channels, axis=2)
+    return Conv2DSpec(
+        grid, **conv, name=name, transpose=transpose, output_padding=output_padding, combine="stack"
+    )
+
+
+def input_channels(paths: Sequence[str]) -> int:
+    """The first input's channels (bands, alpha included; a matrix's third axis), for --mix-channels."""
+    from convfilter.run.files import count_channels
+
+    if not paths or paths[0] == "-":
+        raise click.UsageError("--mix-channels counts the first INPUT's channels: give a file, not '-'")
+    return count_channels(paths[0])
 
 
 def run_op(
@@ -82,6 +111,16 @@ def run_op(
     ``report(op, result)`` prints ``-v``; ``compare_path``/``export_path``
     (single-file form only) are written after the output.
     """
+    if op.channels > 1 and output["color"]:
+        raise click.UsageError(
+            f"--color filters each channel on its own (a DepthwiseConv2D); this kernel's weights read all "
+            f"{op.channels} channels at once (a Conv2D): leave out --color"
+        )
+    if op.out_channels > 1:  # N filters kept apart: one H x W x N array or one image per filter
+        from convfilter.cli.stacked import write_stacked
+
+        write_stacked(op, paths, batch, output, {}, report is not None, export_path)
+        return
     if compare_path:  # the figure shows every raw value: no tile-by-tile pixel rendering
         output = {**output, "tile_size": None}
     settings = OutputSettings(**output, png_compression=batch.png_compression, overwrite=batch.overwrite)
@@ -119,12 +158,24 @@ def make_kernel_command(kernel: NamedKernel) -> click.Command:
     )
     @click.argument("paths", metavar="INPUT... [OUTPUT]", nargs=-1)
     @kernel_options(kernel)
+    @mix_channels_option
     @scale_option
     @conv_options
     @transpose_options
     @batch_options
     @show_options
-    def command(paths, scale, verbose, batch, compare_path, export_path, transpose, output_padding, **params):
+    def command(
+        paths,
+        mix_channels,
+        scale,
+        verbose,
+        batch,
+        compare_path,
+        export_path,
+        transpose,
+        output_padding,
+        **params,
+    ):
         conv, output = conv_settings(params, paths, batch, compare_path, export_path)
         if "seed" in kernel.options and params.get("seed") is None:
             params["seed"] = secrets.randbelow(2**31)
@@ -132,7 +183,8 @@ def make_kernel_command(kernel: NamedKernel) -> click.Command:
         if scale is not None:
             grid = grid * scale
             params["scale"] = scale
-        op = conv_op(grid, conv, transpose, output_padding, kernel.name)
+        channels = input_channels(paths) if mix_channels else None
+        op = conv_op(grid, conv, transpose, output_padding, kernel.name, channels)
         report = (lambda op, result: report_conv(op, params, result)) if verbose else None
         run_op(op, paths, batch, output, report=report, compare_path=compare_path, export_path=export_path)
 
@@ -180,6 +232,7 @@ Takes one INPUT OUTPUT pair, or many inputs with -o DIR, --recursive,
     help='The weights: "1,0,-1", "1,0.5;0.5,1", "[[1,0.5],[0.5,1]]" or @file (.npy .csv .txt).',
 )
 @click.option("--normalize", is_flag=True, help="Divide the weights by their sum (refused if it is 0).")
+@mix_channels_option
 @scale_option
 @conv_options
 @transpose_options
@@ -189,6 +242,7 @@ def custom_command(  # long: the options of one command, resolved into one opera
     paths,
     spec,
     normalize,
+    mix_channels,
     scale,
     verbose,
     batch,
@@ -206,7 +260,8 @@ def custom_command(  # long: the options of one command, resolved into one opera
         grid = kernelspec.normalize(grid, spec)
     if scale is not None:
         grid = grid * scale
-    op = conv_op(grid, conv, transpose, output_padding, "custom")
+    channels = input_channels(paths) if mix_channels else None
+    op = conv_op(grid, conv, transpose, output_padding, "custom", channels)
     shown = {"kernel": spec, "normalize": normalize, "scale": scale}
     report = (lambda op, result: report_conv(op, shown, result)) if verbose else None
     run_op(

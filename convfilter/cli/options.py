@@ -21,12 +21,12 @@ from dataclasses import dataclass
 import click
 
 from convfilter.engine.tiles import DEFAULT_TILE_SIZE, MIN_TILE_SIZE
-from convfilter.errors import ConvFilterError
+from convfilter.errors import ArgumentError, ConvFilterError
 from convfilter.io.images import DEFAULT_MAX_PIXELS, output_format
 from convfilter.io.matrices import is_matrix_path
 from convfilter.io.pixels import RANGE_MODES
 from convfilter.ops.borders import BORDERS
-from convfilter.ops.geometry import PADDINGS
+from convfilter.ops.geometry import MAX_PADDING, PADDINGS, check_padding
 from convfilter.ops.kernels import MAX_KERNEL_SIZE, NamedKernel
 from convfilter.run.jobs import TEMPLATE_FIELDS
 
@@ -55,6 +55,28 @@ def split_conv(params: dict) -> tuple[dict, dict]:
     return conv, output
 
 
+class PaddingType(click.ParamType):
+    """``--padding``: a rule (``valid``, ``same``, ``full``) or numbers (``1``, ``0,1``, ``1,1,2,2``)."""
+
+    name = "padding"
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "[" + "|".join(PADDINGS) + "|N|PY,PX|T,B,L,R]"
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value
+        try:
+            return check_padding(value)
+        except ArgumentError:
+            rules = ", ".join(map(repr, PADDINGS))
+            numbers = f"N, PY,PX or TOP,BOTTOM,LEFT,RIGHT (each 0..{MAX_PADDING})"
+            self.fail(f"{value!r} is not one of {rules}, {numbers}.", param, ctx)
+
+
+PADDING = PaddingType()
+
+
 RANGE_HELP = (
     "How float results become pixels. clip: round and clip to the output range; "
     "rescale: map min..max onto the full range (as a plot shows it); abs: magnitude, "
@@ -77,11 +99,13 @@ def conv_options(command):  # long: one declarative list of options, no logic
         ),
         click.option(
             "--padding",
-            type=click.Choice(PADDINGS),
+            type=PADDING,
             default="valid",
             show_default=True,
             help="'valid': no padding (output shrinks); 'same': pad to ceil(n/stride); "
-            "'full': pad d(k-1) on every side (full convolution, n + k - 1 at stride 1).",
+            "'full': pad d(k-1) on every side (full convolution, n + k - 1 at stride 1); "
+            "numbers as courses write them: N, PY,PX or TOP,BOTTOM,LEFT,RIGHT "
+            "(Keras's ZeroPadding2D, or --border's pixels, before a 'valid' layer).",
         ),
         click.option(
             "--border",

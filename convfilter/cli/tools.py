@@ -14,10 +14,9 @@ import click
 import numpy as np
 
 from convfilter.cli.boundary import CONTEXT_SETTINGS, Command, Group
-from convfilter.cli.options import transpose_options
+from convfilter.cli.options import PADDING, transpose_options
 from convfilter.errors import ArgumentError, ImageTooSmallError
 from convfilter.ops.borders import BORDERS
-from convfilter.ops.geometry import PADDINGS
 from convfilter.ops.kernels import KERNELS, MAX_KERNEL_SIZE, NamedKernel, format_grid, get_kernel
 
 
@@ -171,10 +170,10 @@ Examples:
 )
 @click.option(
     "--padding",
-    type=click.Choice(PADDINGS),
+    type=PADDING,
     default="valid",
     show_default=True,
-    help="As for the filtering commands.",
+    help="As for the filtering commands: valid, same, full or numbers (N, PY,PX, TOP,BOTTOM,LEFT,RIGHT).",
 )
 @click.option(
     "--border",
@@ -201,7 +200,20 @@ Examples:
     default=1,
     show_default=True,
     metavar="N",
-    help="The layer's filters (see 'convfilter bank'): weights (kh, kw, 1, N).",
+    help="The layer's filters (see 'convfilter bank'): weights (kh, kw, C, N).",
+)
+@click.option(
+    "--channels",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="C",
+    help="Input channels every filter reads (3 for RGB into one Conv2D): weights (kh, kw, C, N).",
+)
+@click.option(
+    "--color",
+    is_flag=True,
+    help="Say what --color does: each channel filtered on its own, a DepthwiseConv2D.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def explain_command(  # long: a dozen options resolved into one explain() call
@@ -221,6 +233,8 @@ def explain_command(  # long: a dozen options resolved into one explain() call
     transpose,
     output_padding,
     filters,
+    channels,
+    color,
     as_json,
 ):
     from convfilter.explain import explain, format_text
@@ -260,8 +274,23 @@ def explain_command(  # long: a dozen options resolved into one explain() call
 
             grid = parse_kernel(kernel_arg)
             kernel_name = "custom"
+    if grid is not None and grid.ndim == 4:  # (kh, kw, C, N) weights: their channels and filters
+        for option, given, held in (
+            ("--channels", channels, grid.shape[2]),
+            ("--filters", filters, grid.shape[3]),
+        ):
+            if given not in (1, held):
+                raise click.BadParameter(
+                    f"is {given}, but the kernel's weights have {held}", param_hint=f"'{option}'"
+                )
+        channels, filters = int(grid.shape[2]), int(grid.shape[3])
+        grid = None
     if grid is not None:
         kernel_size = grid.shape
+    if color and channels > 1:
+        raise click.UsageError(
+            "--color filters each channel on its own; --channels C is one Conv2D reading C channels: give one"
+        )
     if not math.isfinite(bias):
         raise click.BadParameter(f"{bias} is not a finite number.", param_hint="'--bias'")
     source = ""
@@ -286,12 +315,22 @@ def explain_command(  # long: a dozen options resolved into one explain() call
             transpose=transpose,
             output_padding=output_padding,
             filters=filters,
+            channels=channels,
         )
     except ImageTooSmallError as exc:
         if image is not None:
             raise click.ClickException(f"{source}{exc}") from None
         raise click.BadParameter(str(exc), param_hint="'--shape'") from None
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
+        data = result.as_dict()
+        if color:
+            data["color"] = "DepthwiseConv2D"
+        click.echo(json.dumps(data, indent=2))
     else:
         click.echo(format_text(result))
+        if color:
+            click.echo(
+                "color:        each channel of the image goes through this kernel on its own and stays a "
+                "channel of the output: Keras calls that a DepthwiseConv2D (depth_multiplier=1), not a "
+                "Conv2D, which would sum over the channels (see --channels)"
+            )

@@ -89,22 +89,32 @@ def parse_text(text: str) -> np.ndarray:
     return parse_rows(rows)
 
 
-def as_matrix(array: np.ndarray) -> np.ndarray:
-    """A numeric 1-D or 2-D array as a 2-D float64 matrix (1-D -> ``1 x N``), or ``ValueError``."""
+def as_matrix(array: np.ndarray, more: tuple[int, ...] = ()) -> np.ndarray:
+    """A numeric 1-D or 2-D array as a 2-D float64 matrix (1-D -> ``1 x N``), or ``ValueError``.
+
+    ``more`` names further dimensions accepted as they are (``(3,)``: an
+    ``H x W x C`` image; ``(4,)``: ``(kh, kw, C, N)`` weights).
+    """
     if array.dtype.kind not in "iuf":
         raise ValueError(f"holds {array.dtype} values, not real numbers")
     if array.ndim == 1:
         array = array[np.newaxis]
-    if array.ndim != 2:
-        raise ValueError(f"is a {array.ndim}-D array of shape {array.shape}; a matrix must be 1-D or 2-D")
+    if array.ndim != 2 and array.ndim not in more:
+        allowed = "1-D or 2-D" + "".join(f" or {n}-D" for n in more)
+        raise ValueError(f"is a {array.ndim}-D array of shape {array.shape}; a matrix must be {allowed}")
     if array.size == 0:
         raise ValueError(f"is empty (shape {array.shape})")
     matrix = array.astype(np.float64)
     bad = np.argwhere(~np.isfinite(matrix))
     if bad.size:
-        row, col = bad[0]
-        raise ValueError(f"value at row {row + 1}, column {col + 1} is not finite ({matrix[row, col]})")
+        raise ValueError(f"value at {_where(bad[0])} is not finite ({matrix[tuple(bad[0])]})")
     return matrix
+
+
+def _where(index) -> str:
+    """``row 2, column 3`` (and ``channel 1``, ``filter 4`` beyond two dimensions), counted from 1."""
+    names = ("row", "column", "channel", "filter")
+    return ", ".join(f"{name} {i + 1}" for name, i in zip(names, index, strict=False))
 
 
 def _fits_float32(matrix: np.ndarray) -> np.ndarray:
@@ -112,10 +122,8 @@ def _fits_float32(matrix: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         bad = np.argwhere(~np.isfinite(matrix.astype(np.float32)))
     if bad.size:
-        row, col = bad[0]
         raise ValueError(
-            f"value at row {row + 1}, column {col + 1} ({matrix[row, col]:g}) does not fit a float32 "
-            "(|v| <= 3.4e38)"
+            f"value at {_where(bad[0])} ({matrix[tuple(bad[0])]:g}) does not fit a float32 (|v| <= 3.4e38)"
         )
     return matrix
 
@@ -146,9 +154,10 @@ def _check_npy_size(handle) -> None:
         raise ValueError(f"header claims a {shown} array ({claimed} bytes) but the file holds {held} bytes")
 
 
-def read_matrix(path: str) -> np.ndarray:
+def read_matrix(path: str, more: tuple[int, ...] = ()) -> np.ndarray:
     """Read the matrix file ``path`` as a 2-D float64 array.
 
+    ``more`` accepts further dimensions from a ``.npy`` (see :func:`as_matrix`).
     Every failure is a :class:`ConvFilterError` whose message starts with ``path``.
     """
     ext = os.path.splitext(path)[1].lower()
@@ -167,7 +176,7 @@ def read_matrix(path: str) -> np.ndarray:
                 if "pickle" in str(exc):
                     raise ValueError("holds Python objects, which need pickle (refused)") from None
                 raise ValueError(f"not a valid .npy file ({one_line(exc)})") from None
-            return _fits_float32(as_matrix(array))
+            return _fits_float32(as_matrix(array, more))
         if os.path.getsize(path) > MAX_TEXT_BYTES:
             raise ValueError(f"is larger than {MAX_TEXT_BYTES // 2**20} MiB; use .npy for big matrices")
         with open(path, encoding="utf-8-sig") as handle:

@@ -16,11 +16,18 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def window_anchor(alpha: np.ndarray, out: Sequence[int], pads: Sequence[Sequence[int]], op) -> np.ndarray:
-    """Alpha (``H x W``) sampled at the middle tap of every output window (``op``: window, stride, dilation)."""
+def window_anchor(
+    alpha: np.ndarray,
+    out: Sequence[int],
+    pads: Sequence[Sequence[int]],
+    window: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int] = (1, 1),
+) -> np.ndarray:
+    """Alpha (``H x W``) sampled at the middle tap of every output window."""
     indices = []
     for axis in (0, 1):
-        k, s, d = op.window[axis], op.stride[axis], op.dilation[axis]
+        k, s, d = window[axis], stride[axis], dilation[axis]
         index = np.arange(out[axis]) * s + ((k - 1) // 2) * d - pads[axis][0]
         indices.append(np.clip(index, 0, alpha.shape[axis] - 1))
     return alpha[np.ix_(*indices)]

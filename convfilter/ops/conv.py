@@ -79,7 +79,8 @@ def check_kernel(kernel: np.ndarray | Sequence) -> np.ndarray:
         )
     if grid.ndim == 4 and max(grid.shape[2:]) > MAX_CHANNELS:
         raise ArgumentError(
-            f"kernel may have at most {MAX_CHANNELS} channels and {MAX_CHANNELS} filters, got shape {grid.shape}"
+            f"kernel may have at most {MAX_CHANNELS} channels and {MAX_CHANNELS} filters, "
+            f"got shape {grid.shape}"
         )
     if not np.isfinite(grid).all():
         raise ArgumentError("kernel values must be finite (no NaN or infinity)")
@@ -382,7 +383,7 @@ class Conv2DSpec:
         return self.window, self.stride, self.padding, self.dilation
 
     def pads(self, shape: Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
-        """``((top, bottom), (left, right))``: the pixels padded around an ``H x W`` input (none transposed)."""
+        """``((top, bottom), (left, right))`` padded around an ``H x W`` input (none when transposed)."""
         if self.transpose:
             return (0, 0), (0, 0)
         return tuple(  # type: ignore[return-value]
@@ -394,7 +395,7 @@ class Conv2DSpec:
         return axis_padding(self.padding, axis)
 
     def crops(self, shape: Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
-        """Transposed: ``((top, bottom), (left, right))`` cut off the full scatter-add (negative: zeros added)."""
+        """Transposed: ``((top, bottom), (left, right))`` cut off the full scatter-add (negative: added)."""
         out = self.output_shape(shape)
         return tuple(  # type: ignore[return-value]
             transpose_crop(
@@ -518,7 +519,8 @@ class Conv2DSpec:
         convolution the input pixel whose middle tap lands nearest."""
         if self.transpose:
             return nearest_source(alpha, self.output_shape(alpha.shape), self.crops(alpha.shape), self)
-        return window_anchor(alpha, self.output_shape(alpha.shape), self.pads(alpha.shape), self)
+        out, pads = self.output_shape(alpha.shape), self.pads(alpha.shape)
+        return window_anchor(alpha, out, pads, self.window, self.stride, self.dilation)
 
     def describe(self) -> str:
         """One line: the Keras layer(s) that compute it."""

@@ -45,6 +45,8 @@ def received(spec: str) -> str:
 def parse_kernel(spec: str) -> np.ndarray:
     """Parse a kernel SPEC (inline rows, JSON nested list or ``@file``) into a 2-D float64 array.
 
+    A ``.npy`` file may also hold 4-D ``(kh, kw, C, N)`` weights, as ``Conv2D`` holds them.
+
     Raises :class:`SpecError` for an empty, ragged, non-numeric, non-finite or
     oversized (more than ``MAX_KERNEL_SIZE`` per side) kernel, and for a
     ``@file`` that cannot be read.
@@ -70,7 +72,7 @@ def parse_kernel(spec: str) -> np.ndarray:
 
 def check_size(grid: np.ndarray, spec: str) -> np.ndarray:
     """Refuse kernels with more than ``MAX_KERNEL_SIZE`` rows or columns."""
-    h, w = grid.shape
+    h, w = grid.shape[:2]
     if max(h, w) > MAX_KERNEL_SIZE:
         raise SpecError(
             f"kernel is {h}x{w}, larger than the {MAX_KERNEL_SIZE}x{MAX_KERNEL_SIZE} maximum {received(spec)}"
@@ -86,7 +88,7 @@ def _read_file(path: str, spec: str) -> np.ndarray:
         shown = repr(ext) if ext else "no extension"
         raise SpecError(f"kernel file must be {', '.join(MATRIX_EXTENSIONS)}, not {shown} {received(spec)}")
     try:
-        return read_matrix(path)
+        return read_matrix(path, more=(4,))
     except ConvFilterError as exc:
         raise SpecError(f"kernel file {exc}") from None
 

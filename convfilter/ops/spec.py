@@ -166,7 +166,6 @@ class PoolSpec:
     filters = 1
     out_channels = 1
     transpose = False
-    dilation = (1, 1)
 
     @property
     def layer_name(self) -> str:
@@ -184,7 +183,8 @@ class PoolSpec:
         )
 
     def carry_alpha(self, alpha: np.ndarray) -> np.ndarray:
-        return window_anchor(alpha, self.output_shape(alpha.shape), self.pads(alpha.shape), self)
+        out, pads = self.output_shape(alpha.shape), self.pads(alpha.shape)
+        return window_anchor(alpha, out, pads, self.window, self.stride)
 
     def needs_fixed_shape(self) -> bool:
         return False

@@ -80,7 +80,8 @@ def write_stack(
                 raise ConvFilterError(f"{path}: already exists (use --overwrite to replace it)")
     plans = []
     if not single:
-        for kernel, path in zip(op.kernels, paths, strict=True):
+        for index, path in enumerate(paths):
+            kernel = op.kernel[:, :, :, index : index + 1]
             filter_op = Conv2DSpec(kernel, convolve=op.convolve, bias=op.bias, transpose=op.transpose)
             mode = resolve_range(settings.range_request, filter_op)
             plans.append(
@@ -90,7 +91,13 @@ def write_stack(
             )
     else:  # checked as any output is (writable, not the input); the array itself is written below
         plan_output(input_path, outputs, "clip", None)
-    data = read_input(input_path, frame=settings.frame, max_pixels=settings.max_pixels)
+    data = read_input(
+        input_path,
+        frame=settings.frame,
+        max_pixels=settings.max_pixels,
+        channels=op.channels,
+        keep_dtype=True,
+    )
     try:
         op.output_shape(data.shape)
     except ConvFilterError as exc:

@@ -168,6 +168,7 @@ def read_input(
     source: BinaryIO | None = None,
     on_open: Callable[[tuple[int, int]], None] | None = None,
     keep_dtype: bool = False,
+    channels: int = 1,
 ) -> InputData:
     """Read an image (grayscale or colour rule of :mod:`convfilter.io.modes`) or a matrix file (values as is).
 
@@ -176,7 +177,14 @@ def read_input(
     ``on_open`` is called when an image file has opened, before it decodes
     (see :func:`convfilter.io.images.read_gray`); not for matrix files.
     ``keep_dtype`` keeps 8/16-bit channels as ``uint8``/``uint16``.
+
+    ``channels`` > 1 is the C a multi-channel kernel reads: every band of the
+    image, alpha included (gray, LA, RGB, RGBA ...), or the C planes of an
+    ``H x W x C`` ``.npy``, as one input whose output has one channel. A
+    different count is a :class:`ConvFilterError` naming both numbers.
     """
+    if channels > 1:
+        return _read_all_channels(path, channels, frame, max_pixels, source, on_open, keep_dtype)
     if source is None and is_matrix_path(path):
         return InputData(read_matrix(path)[np.newaxis], None, "L", 255.0, {})
     if color:
@@ -190,6 +198,41 @@ def read_input(
         path, frame=frame, max_pixels=max_pixels, source=source, on_open=on_open, keep_dtype=keep_dtype
     )
     return InputData(gray.pixels[np.newaxis], None, "L", gray.max_value, gray.info, gray.frame, gray.frames)
+
+
+def count_channels(path: str) -> int:
+    """The channels ``path`` gives a kernel that reads them all (bands, alpha; a matrix's 3rd axis)."""
+    if is_matrix_path(path):
+        values = read_matrix(path, more=(3,))
+        return 1 if values.ndim == 2 else int(values.shape[2])
+    image = read_color(path, max_pixels=None, keep_dtype=True)
+    return len(image.channels) + (image.alpha is not None)
+
+
+def _read_all_channels(path, channels, frame, max_pixels, source, on_open, keep_dtype) -> InputData:
+    """Every band of ``path`` as the C input channels of one multi-channel convolution."""
+    if source is None and is_matrix_path(path):
+        values = read_matrix(path, more=(3,))
+        planes = values[np.newaxis] if values.ndim == 2 else np.moveaxis(values, -1, 0)
+        data = InputData(np.ascontiguousarray(planes), None, "L", 255.0, {})
+        what = "an H x W matrix" if values.ndim == 2 else f"an H x W x {values.shape[2]} array"
+    else:
+        image = read_color(
+            path, frame=frame, max_pixels=max_pixels, source=source, on_open=on_open, keep_dtype=keep_dtype
+        )
+        planes = image.channels
+        if image.alpha is not None:
+            alpha = image.alpha.astype(planes.dtype, copy=False)
+            planes = np.concatenate([planes, alpha[np.newaxis]])
+        data = InputData(planes, None, "L", image.max_value, image.info, image.frame, image.frames)
+        what = f"a {image.source_mode} image"
+    if len(data.channels) != channels:
+        count = len(data.channels)
+        raise ConvFilterError(
+            f"{path}: has {count} channel{'s' if count != 1 else ''} ({what}), but the kernel reads "
+            f"{channels} (weights (kh, kw, {channels}, N))"
+        )
+    return data
 
 
 def output_target(plan: OutputPlan, data: InputData, input_path: str) -> tuple[int | str, str | None]:
@@ -310,7 +353,7 @@ def filter_pixels(
     tiles = functools.partial(filter_tiles, data.channels, op, tile_size=tile_size)
     bounds = _global_bounds(tiles()) if plan.range_mode == "rescale" else None
     out_shape = op.output_shape(data.shape)
-    pixels = np.empty((len(data.channels), *out_shape), dtype=DEPTHS[depth][0])
+    pixels = np.empty((len(data.channels) // op.channels, *out_shape), dtype=DEPTHS[depth][0])
     minimum, maximum = np.nan, np.nan
     for tile, values in tiles():
         pixels[:, tile.rows, tile.cols] = to_pixels(

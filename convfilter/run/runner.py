@@ -221,7 +221,7 @@ class Runner:
                 continue
             start = 0
             for job, decoded in items:
-                count = len(decoded.data.channels)
+                count = len(decoded.data.channels) // self.op.channels  # outputs: one per C planes
                 mine = [values[start : start + count] for values in outputs]
                 futures.append(pool.submit(self._encode, job, decoded, mine))
                 start += count
@@ -253,6 +253,7 @@ class Runner:
             source=source,
             on_open=preload_for,
             keep_dtype=True,
+            channels=self.op.channels,
         )
         try:
             out_shape = self.op.output_shape(data.shape)
