@@ -30,3 +30,15 @@ def convfilter_exe() -> Path:
     if not exe.exists():
         pytest.skip("convfilter console script is not installed in this environment")
     return exe
+
+
+SLOW_FIXTURES = {"convfilter_exe"}
+"""Fixtures that make a test slow by themselves: running the installed command is a new process
+that imports TensorFlow (seconds each)."""
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that runs the installed command as ``slow`` (``pytest -m "not slow"`` skips it)."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -51,3 +51,34 @@ def correlate(
             ]
             out += k[a, b] * window
     return out
+
+
+def correlate_channels(
+    x: np.ndarray,
+    w: np.ndarray,
+    stride: tuple[int, int] = (1, 1),
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+    dilation: tuple[int, int] = (1, 1),
+    bias: float = 0.0,
+) -> np.ndarray:
+    """A Conv2D over every channel: ``x`` ``H x W x C``, ``w`` ``(kh, kw, C, N)``; ``H' x W' x N`` float64.
+
+    ``pads`` are zeros ``(top, bottom, left, right)`` added first (a ZeroPadding2D), then 'valid':
+
+        out[i, j, n] = bias + sum_{a, b, c} xp[i*sy + a*dy, j*sx + b*dx, c] * w[a, b, c, n]
+    """
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    top, bottom, left, right = pads
+    x = np.pad(x, ((top, bottom), (left, right), (0, 0)))
+    kh, kw, _, n = w.shape
+    (sy, sx), (dy, dx) = stride, dilation
+    out_h = (x.shape[0] - dy * (kh - 1) - 1) // sy + 1
+    out_w = (x.shape[1] - dx * (kw - 1) - 1) // sx + 1
+    out = np.full((out_h, out_w, n), float(bias))
+    for i in range(out_h):
+        for j in range(out_w):
+            for a in range(kh):
+                for b in range(kw):
+                    out[i, j] += x[i * sy + a * dy, j * sx + b * dx] @ w[a, b]
+    return out

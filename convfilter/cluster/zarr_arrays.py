@@ -82,6 +82,8 @@ def read_window(array: Any, tile: Any, border: str) -> tuple[np.ndarray, tuple, 
     from convfilter.engine.tiles import border_index
 
     if border == "zero":
+        if tile.in_rows.stop <= tile.in_rows.start or tile.in_cols.stop <= tile.in_cols.start:
+            return np.zeros((1, 0, 0), np.float32), (0, 0), (0, 0)  # no input reaches this tile
         window = np.asarray(array[tile.in_rows, tile.in_cols])
         return window[None], tile.pad_y, tile.pad_x
     h, w = array.shape
@@ -106,7 +108,7 @@ def filter_tiles_of(
     Runs wherever the arrays can be opened (a thread here, a Dask worker);
     returns how many tiles it wrote.
     """
-    from convfilter.engine.tiles import convolve_op
+    from convfilter.engine.tiles import run_tile
 
     zarr = require_zarr()
     source = open_input(input_path)
@@ -114,8 +116,7 @@ def filter_tiles_of(
     tiles, _ = plan(source.shape, op, tile_size)
     for index in indices:
         tile = tiles[index]
-        window, pad_y, pad_x = read_window(source, tile, op.border)
-        target[tile.rows, tile.cols] = convolve_op(window, op, pad_y, pad_x)[0]
+        target[tile.rows, tile.cols] = run_tile(source, op, tile, read=read_window)[0]
     return len(indices)
 
 
@@ -140,6 +141,10 @@ def filter_zarr(
     zarr = require_zarr()
     source = open_input(input_path)
     shape = tuple(source.shape)
+    if op.channels != 1:
+        raise ConvFilterError(
+            f"{input_path}: a 2-D Zarr array has one channel, but the kernel reads {op.channels}"
+        )
     try:
         out_shape = op.output_shape(shape)
     except ImageTooSmallError as exc:
@@ -154,7 +159,10 @@ def filter_zarr(
         raise ConvFilterError(f"{output_path}: cannot write ({exc.strerror})") from None
     try:
         os.chmod(temporary, 0o777 & ~_umask())
-        zarr.create_array(temporary, shape=out_shape, chunks=chunks, dtype="float32", overwrite=True)
+        depth = (op.filters,) if op.out_channels > 1 else ()  # a stack of N filters: H' x W' x N
+        zarr.create_array(
+            temporary, shape=(*out_shape, *depth), chunks=(*chunks, *depth), dtype="float32", overwrite=True
+        )
         groups = [
             list(range(i, min(i + TILES_PER_TASK, len(tiles)))) for i in range(0, len(tiles), TILES_PER_TASK)
         ]

@@ -135,14 +135,18 @@ def tile_window(batch, tile: Tile, border: str) -> tuple[np.ndarray, tuple, tupl
     return window[:, rows - rows.min()][:, :, cols - cols.min()], (0, 0), (0, 0)
 
 
-def run_tile(batch, op: Conv2DSpec, tile: Tile, engine: str = "auto") -> np.ndarray:
-    """One tile of ``op``'s output for ``batch`` (``B*C x H x W``): ``B x h x w`` (``x N`` for 'stack')."""
+def run_tile(batch, op: Conv2DSpec, tile: Tile, engine: str = "auto", read=tile_window) -> np.ndarray:
+    """One tile of ``op``'s output for ``batch`` (``B*C x H x W``): ``B x h x w`` (``x N`` for 'stack').
+
+    ``read(batch, tile, border)`` cuts the window (:func:`tile_window`; a Zarr
+    array has its own reader).
+    """
     from convfilter.engine.conv import responses
 
-    window, pad_y, pad_x = tile_window(batch, tile, op.border)
+    window, pad_y, pad_x = read(batch, tile, op.border)
     size = (tile.rows.stop - tile.rows.start, tile.cols.stop - tile.cols.start)
     if window.shape[1] == 0 or window.shape[2] == 0:  # a transposed tile no input reaches: the bias
-        raw = np.full((len(batch) // op.channels, *size, op.filters), op.bias, np.float32)
+        raw = np.full((len(window) // op.channels, *size, op.filters), op.bias, np.float32)
     else:
         raw = responses(window, op, pad_y, pad_x, engine)
     if op.transpose:
