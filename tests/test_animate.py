@@ -39,6 +39,7 @@ def assert_4_digits(got: np.ndarray, want: np.ndarray) -> None:
     np.testing.assert_allclose(got, want, rtol=5e-4, atol=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "stride, padding, dilation, border",
     [
@@ -202,6 +203,7 @@ def test_an_existing_file_is_kept(tmp_path):
     assert run("animate", out, "--shape", "4", "4", "--kernel-size", "3", "3", "--overwrite").exit_code == 0
 
 
+@pytest.mark.slow
 def test_geometry_only_needs_no_tensorflow_and_the_installed_command_runs(convfilter_exe, tmp_path):
     code = (
         "import sys\n"

@@ -238,6 +238,7 @@ def test_explain_filters():
     assert "output:       510x510 (tensor 1x510x510x2)" in text.output
 
 
+@pytest.mark.slow
 def test_the_installed_command(convfilter_exe, tmp_path):
     proc = subprocess.run(
         [

@@ -266,6 +266,7 @@ def test_verbose_reports_every_file(folder, tmp_path):
 # Real subprocesses: each pays TensorFlow's start-up, so only a few.
 
 
+@pytest.mark.slow
 def test_subprocess_pipe_round_trip(tmp_path):
     px = save(tmp_path / "a.png", (16, 20), 9)
     first = subprocess.run(
@@ -278,6 +279,7 @@ def test_subprocess_pipe_round_trip(tmp_path):
     np.testing.assert_array_equal(read(first.stdout), blurred(px))
 
 
+@pytest.mark.slow
 def test_subprocess_find_print0(tmp_path):
     src = tmp_path / "my photos"
     src.mkdir()
@@ -289,6 +291,7 @@ def test_subprocess_find_print0(tmp_path):
         np.testing.assert_array_equal(read(tmp_path / "out" / name), blurred(px))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "signum, code, twice",
     [
@@ -336,6 +339,7 @@ def test_subprocess_interrupt_leaves_only_complete_files(tmp_path, signum, code,
         np.testing.assert_array_equal(read(out / name), blurred(images[name]))
 
 
+@pytest.mark.slow
 def test_subprocess_progress_bar_only_on_a_terminal(tmp_path):
     import pty
 

@@ -231,6 +231,7 @@ def test_learn_recovers_a_gaussian_from_a_16_bit_after_image(tmp_path, crop_png)
     assert lines[6] == f"kernel written to {kernel_csv}"
 
 
+@pytest.mark.slow
 def test_learn_from_matrix_files_with_bias_stride_and_exports(tmp_path, crop_png):
     image = read(crop_png).astype(np.float64)
     kernel = np.random.default_rng(5).uniform(-1, 1, (3, 3))
@@ -291,6 +292,7 @@ def test_learn_errors(tmp_path, crop_png):
 # ---------------------------------------------------------------- the installed command
 
 
+@pytest.mark.slow
 def test_installed_chain_and_learn_commands(tmp_path, crop_png, convfilter_exe):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     out, model_path = tmp_path / "out.png", tmp_path / "m.keras"
@@ -441,6 +443,7 @@ def test_learn_with_a_reflect_border(tmp_path, crop_png):
     )
 
 
+@pytest.mark.slow
 def test_help_and_stage_errors_import_neither_tensorflow_nor_matplotlib(tmp_path):
     code = (
         "import sys\n"
@@ -509,6 +512,7 @@ def test_chain_equals_the_stages_run_one_by_one_with_matrix_outputs(tmp_path, cr
     np.testing.assert_allclose(np.load(tmp_path / "chain.npy"), np.load(current), rtol=1e-5, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_learn_on_the_full_sample_image_within_0_01(tmp_path):
     kernel = "0.2,-0.5,0.3;1.1,0.05,-0.7;-0.25,0.6,0.4"
     assert run("custom", "--kernel", kernel, ASCENT, tmp_path / "after.npy").exit_code == 0

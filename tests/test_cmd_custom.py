@@ -288,6 +288,7 @@ def test_bad_matrix_input_exit_1_and_existing_output_untouched(tmp_path, content
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
 
 
+@pytest.mark.slow
 def test_installed_command_custom_on_a_matrix(tmp_path, convfilter_exe):
     exe = convfilter_exe
     (tmp_path / "signal.csv").write_text("2,0,1,4\n")

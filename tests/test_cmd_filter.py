@@ -334,6 +334,7 @@ def _env() -> dict:
     return env
 
 
+@pytest.mark.slow
 def test_installed_command_filters_ascent_with_a_clean_stderr(tmp_path, convfilter_exe):
     out = tmp_path / "out.png"
     proc = subprocess.run(
@@ -347,6 +348,7 @@ def test_installed_command_filters_ascent_with_a_clean_stderr(tmp_path, convfilt
     assert read(out).shape == (255, 510)
 
 
+@pytest.mark.slow
 def test_installed_command_error_is_one_line(tmp_path, convfilter_exe):
     proc = subprocess.run(
         [convfilter_exe, "edge", tmp_path / "missing.png", tmp_path / "out.png"],
@@ -358,6 +360,7 @@ def test_installed_command_error_is_one_line(tmp_path, convfilter_exe):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_python_dash_m_and_help_do_not_import_tensorflow():
     code = (
         "import sys\n"

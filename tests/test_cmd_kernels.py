@@ -121,6 +121,7 @@ print("tensorflow" in sys.modules, "keras" in sys.modules)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args",
     [
@@ -145,6 +146,7 @@ def test_listing_and_explaining_do_not_import_tensorflow(args):
     assert proc.stdout.splitlines()[-1] == "False False"
 
 
+@pytest.mark.slow
 def test_installed_explain_with_an_image(convfilter_exe, gray_png):
     proc = subprocess.run(
         [convfilter_exe, "explain", gray_png, "--kernel-size", "5", "5", "--padding", "same", "--json"],

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 from reference import correlate
@@ -98,6 +99,7 @@ def test_chain_recursive_and_template(tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "x_chain.png")), pixels[::2, ::2])
 
 
+@pytest.mark.slow
 def test_pool_and_chain_pipes_as_a_subprocess(tmp_path):
     pixels = save(tmp_path / "a.png", (16, 16), 4)
     command = [sys.executable, "-m", "convfilter"]

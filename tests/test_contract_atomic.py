@@ -33,6 +33,7 @@ def test_failing_encode_leaves_the_old_file_and_no_temp_files(tmp_path):
     assert parts(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_write_failing_half_way_leaves_the_old_file(tmp_path):
     """A real I/O error in the middle of the encode: the file-size limit is hit after 4 KiB."""
     out = tmp_path / "out.png"
@@ -61,6 +62,7 @@ def test_write_failing_half_way_leaves_the_old_file(tmp_path):
     assert parts(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_a_kill_at_any_moment_leaves_a_whole_file(tmp_path):
     """SIGKILL a writer at several moments: the target is always one complete image, never a mix."""
     out = tmp_path / "out.png"

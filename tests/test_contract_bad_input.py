@@ -106,6 +106,7 @@ def test_cli_exit_1_one_line_and_old_output_untouched(corpus, name, tmp_path):
     assert not corpus.marker.exists()
 
 
+@pytest.mark.slow
 def test_bad_inputs_never_import_tensorflow(corpus, tmp_path):
     """A doomed run costs nothing: every case fails before the model (and TensorFlow) loads."""
     paths = [str(corpus.bad[name]) for name in CASES if not (name == "unreadable.png" and AS_ROOT)]
@@ -134,6 +135,7 @@ def test_bad_inputs_never_import_tensorflow(corpus, tmp_path):
     assert done.stdout.split() == [str(len(paths)), "False", "False"]
 
 
+@pytest.mark.slow
 def test_gigantic_header_is_refused_before_allocating(corpus):
     """Under a 1 GiB address-space limit: refused cleanly; without the guard, decoding runs out of memory."""
     script = textwrap.dedent(
@@ -273,6 +275,7 @@ def test_bad_option_values_exit_2_with_usage(corpus, tmp_path, args, option):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_installed_command_on_every_bad_case(corpus, tmp_path):
     """One shell script runs the installed command on every case (none imports TensorFlow)."""
     logs = tmp_path / "logs"

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 
@@ -115,6 +116,7 @@ def test_a_result_that_overflows_everywhere_fails_that_file(tmp_path):
     assert not (tmp_path / "o.png").exists()
 
 
+@pytest.mark.slow
 def test_a_newline_in_a_file_name_stays_on_one_error_line(tmp_path):
     name = str(tmp_path / "a\nb.png")
     done = subprocess.run(
@@ -137,6 +139,7 @@ def test_output_folders_are_created_only_when_a_file_is_written(tmp_path):
     assert (tmp_path / "new" / "sub" / "a.png").is_file()
 
 
+@pytest.mark.slow
 def test_pipes_the_shell_makes_are_read_as_streams(tmp_path):
     """`<(cat a.png)` (a /dev/fd path) and a named FIFO work as the same bytes on '-' do."""
     pixels = save(tmp_path / "a.png", (16, 16), 5)
@@ -218,6 +221,7 @@ def _shell(tmp_path, command):
     )
 
 
+@pytest.mark.slow
 def test_closed_and_full_standard_streams_are_one_error_line(tmp_path):
     save(tmp_path / "a.png")
     cases = {
@@ -232,6 +236,7 @@ def test_closed_and_full_standard_streams_are_one_error_line(tmp_path):
     assert not (tmp_path / "o.png").exists()
 
 
+@pytest.mark.slow
 def test_a_valid_run_with_stdout_or_stderr_closed_writes_its_output(tmp_path):
     pixels = save(tmp_path / "a.png")
     for command, out in (

@@ -13,6 +13,8 @@ from PIL import Image
 
 from convfilter import __version__
 
+pytestmark = pytest.mark.slow  # servers, clusters and subprocesses: the full suite only
+
 CONVFILTER = Path(sys.executable).with_name("convfilter")
 
 PROBE = """

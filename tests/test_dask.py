@@ -21,6 +21,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # servers, clusters and subprocesses: the full suite only
+
 pytest.importorskip("distributed")
 
 BIN = Path(sys.executable).parent

@@ -29,6 +29,7 @@ def test_single_filter_figure_is_a_landscape_png(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["fig.png"]
 
 
+@pytest.mark.slow
 def test_chain_figure_has_a_column_per_stage(tmp_path):
     image = RNG.uniform(0, 255, (10, 10))  # small: values are printed in the cells too
     stages = [

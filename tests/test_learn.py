@@ -19,6 +19,7 @@ def ascent_crop(size: int = 128) -> np.ndarray:
         return np.asarray(img.convert("L"), dtype=np.float64)[100 : 100 + size, 150 : 150 + size]
 
 
+@pytest.mark.slow
 def test_recovers_a_random_3x3_kernel_within_0_01_on_the_sample():
     before = ascent_crop()
     kernel = RNG.uniform(-1, 1, (3, 3))
@@ -28,6 +29,7 @@ def test_recovers_a_random_3x3_kernel_within_0_01_on_the_sample():
     assert result.error < 1e-3 and result.stopped_early and result.epochs < result.max_epochs
 
 
+@pytest.mark.slow
 def test_recovers_kernel_and_bias_with_stride_and_same_padding():
     before = ascent_crop()
     kernel = RNG.uniform(-1, 1, (5, 5))

@@ -375,6 +375,7 @@ def test_no_dpi_in_no_dpi_out(corpus, tmp_path):
         assert "dpi" not in img.info
 
 
+@pytest.mark.slow
 def test_installed_command_on_modes(corpus, tmp_path):
     """The real ``convfilter`` command (one shell script, four runs: each imports TensorFlow)."""
     m = corpus.modes

@@ -25,6 +25,8 @@ from PIL import Image
 
 from convfilter.server import protocol
 
+pytestmark = pytest.mark.slow  # servers, clusters and subprocesses: the full suite only
+
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_images" / "ascent.png"
 
 

@@ -317,6 +317,7 @@ def test_color_with_alpha_upsamples_the_alpha(tmp_path):
             assert out[row, col, 3] in sources
 
 
+@pytest.mark.slow
 def test_the_installed_command(convfilter_exe, tmp_path):
     np.save(tmp_path / "x.npy", np.eye(3))
     proc = subprocess.run(

@@ -30,6 +30,10 @@ def filter_array(
 ) -> np.ndarray:
     """Filter a 2-D array with a single-filter Keras ``Conv2D`` and return the raw float32 result.
 
+    A 4-D ``kernel`` ``(kh, kw, C, N)``, as ``Conv2D`` holds its weights, reads
+    an ``H x W x C`` ``image`` (channels last) with N filters: the result is
+    ``H' x W'`` for N = 1, ``H' x W' x N`` otherwise.
+
     ``image`` is ``H x W``; ``kernel`` is ``kh x kw`` and is applied by
     cross-correlation (not flipped), exactly as ``Conv2D`` applies its weights,
     unless ``convolve`` is true (the kernel is flipped in both axes first).
@@ -51,12 +55,21 @@ def filter_array(
     when the image is smaller than the dilated kernel under 'valid' padding.
     """
     image = np.asarray(image)
-    if image.ndim != 2 or image.size == 0:
-        raise ArgumentError(f"image must be a non-empty 2-D array, got shape {image.shape}")
-    op = Conv2DSpec(kernel, stride, padding, dilation, bias, border, convolve)
+    op = Conv2DSpec(kernel, stride, padding, dilation, bias, border, convolve, combine="stack")
     check_engine(engine)
-    op.output_shape(image.shape)
-    return filter_batch(image[np.newaxis], op, engine=engine)[0]
+    if op.channels == 1 and (image.ndim != 2 or image.size == 0):
+        raise ArgumentError(f"image must be a non-empty 2-D array, got shape {image.shape}")
+    if op.channels > 1:
+        if image.ndim != 3 or image.size == 0 or image.shape[2] != op.channels:
+            raise ArgumentError(
+                f"image must be a non-empty H x W x {op.channels} array for a kernel of shape "
+                f"{op.kernel.shape}, got shape {image.shape}"
+            )
+        image = np.moveaxis(image, -1, 0)
+    else:
+        image = image[np.newaxis]
+    op.output_shape(image.shape[1:])
+    return filter_batch(image, op, engine=engine)[0]
 
 
 def filter_batch(
