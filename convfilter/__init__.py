@@ -28,7 +28,7 @@ _PUBLIC = {
     "chain_file": "convfilter.run.single",
     "filter_array": "convfilter.engine.conv",
     "filter_file": "convfilter.run.single",
-    "parse_kernel": "convfilter.ops.kernelspec",
+    "parse_kernel": "convfilter.io.kernelspec",
     "pool_array": "convfilter.engine.pool",
     "pool_file": "convfilter.run.single",
     "read_matrix": "convfilter.io.matrices",

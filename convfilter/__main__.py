@@ -1,6 +1,6 @@
 """Allow ``python -m convfilter``."""
 
-from convfilter.server.client import main
+from convfilter.entry import main
 
 if __name__ == "__main__":
     main()

@@ -7,6 +7,29 @@ command line turns them into its exit codes in one place
 (:mod:`convfilter.cli.boundary`): 2 for the first, 1 for the second.
 """
 
+import enum
+
+
+class ExitStatus(enum.IntEnum):
+    """Every exit code convfilter returns, as httpie's ``ExitStatus`` lists them.
+
+    The command line decides them in one place (:mod:`convfilter.cli.boundary`);
+    the forwarding client and the warm server pass them through unchanged.
+    """
+
+    SUCCESS = 0
+    ERROR = 1
+    """A problem with a file or a run (:class:`ConvFilterError`), or files of a batch that failed."""
+    USAGE = 2
+    """A bad argument (:class:`ArgumentError`, Click's usage errors)."""
+    SIGNAL_BASE = 128
+    """A run ended by a signal exits with ``128 + signum``: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP."""
+
+
+def signal_status(signum: int) -> int:
+    """The exit code of a run ended by signal ``signum`` (``128 + signum``, as shells report it)."""
+    return ExitStatus.SIGNAL_BASE + int(signum)
+
 
 class ArgumentError(ValueError):
     """A bad argument value; the message names the argument and echoes what was received.

@@ -1,7 +1,7 @@
-"""Old module path, kept working: ``convfilter.kernelspec`` is :mod:`convfilter.ops.kernelspec`."""
+"""Old module path, kept working: ``convfilter.kernelspec`` is :mod:`convfilter.io.kernelspec`."""
 
 import sys
 
-from convfilter.ops import kernelspec as _real
+from convfilter.io import kernelspec as _real
 
 sys.modules[__name__] = _real

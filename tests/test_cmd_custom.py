@@ -11,7 +11,7 @@ from PIL import Image
 from reference import correlate
 
 from convfilter.cli import cli
-from convfilter.ops.kernelspec import normalize, parse_kernel
+from convfilter.io.kernelspec import normalize, parse_kernel
 
 
 def run(*args):

@@ -26,8 +26,9 @@ from convfilter.cli.filtering import custom_command, make_kernel_command
 from convfilter.cli.learn import learn_command
 from convfilter.cli.options import conv_options, kernel_options, scale_option
 from convfilter.cli.pool import pool_command
+from convfilter.cli.running import run_group
 from convfilter.cli.server import server_group
-from convfilter.cli.streams import repair_streams, silence_stdout
+from convfilter.cli.streams import repair_streams
 from convfilter.cli.tools import explain_command, kernels_group
 from convfilter.ops.kernels import KERNELS
 
@@ -89,36 +90,8 @@ cli.add_command(server_group)
 
 
 def run_command(argv: list[str] | None = None) -> int:
-    """Run :data:`cli` on ``argv`` (default ``sys.argv[1:]``); its exit code, once nothing is left pending.
-
-    By then every command has returned: batch worker threads are joined,
-    outputs renamed into place, temporary files removed, a background
-    TensorFlow import finished, standard output and error flushed. This is how
-    both ``main`` and the warm server (:mod:`convfilter.server.daemon`) run a
-    command, so both print the same text and return the same code (0, 1, 2,
-    130; 143 and 129 for SIGTERM and SIGHUP, which are handled as Ctrl-C is).
-    """
-    try:
-        cli.main(args=argv, prog_name="convfilter")
-    except SystemExit as exc:
-        code = exc.code
-    else:  # pragma: no cover  (standalone Click always raises SystemExit)
-        code = 0
-    if "tensorflow" in sys.modules:
-        from convfilter.engine.model import wait_for_preload
-
-        wait_for_preload()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a full or closed reader: say nothing more at exit
-            silence_stdout()
-    if code is None:
-        return 0
-    if not isinstance(code, int):
-        click.echo(code, err=True)
-        return 1
-    return code
+    """Run :data:`cli` on ``argv`` (default ``sys.argv[1:]``); its exit code (:func:`run_group`)."""
+    return run_group(cli, argv)
 
 
 def main() -> None:

@@ -63,7 +63,7 @@ def build_kernels(tokens: Sequence[str], named: dict) -> tuple[list, list[str], 
 
     Returns ``(grids, names, used)``: ``used`` holds the options as applied (a fresh seed, if drawn).
     """
-    from convfilter.ops.kernelspec import parse_kernel
+    from convfilter.io.kernelspec import parse_kernel
 
     grids, names, taken = [], [], set()
     used = {key: value for key, value in named.items() if value is not None}

@@ -1,7 +1,7 @@
 """The one place where the library's exceptions become Click's, and so exit codes.
 
 :class:`~convfilter.errors.ArgumentError` (a bad option value) becomes a
-usage error, exit 2, printed with the command's usage line (as
+usage error, exit 2 (:class:`~convfilter.errors.ExitStatus`), printed with the command's usage line (as
 ``Invalid value for '--kernel': ...`` when it names its option);
 :class:`~convfilter.errors.ConvFilterError` (a problem with a file) becomes
 ``Error: <message>``, exit 1. Every convfilter command is a :class:`Command`,
@@ -14,7 +14,7 @@ import signal
 
 import click
 
-from convfilter.errors import ArgumentError, ConvFilterError, printable
+from convfilter.errors import ArgumentError, ConvFilterError, printable, signal_status
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -27,6 +27,11 @@ def as_click_error(exc: Exception, ctx: click.Context | None = None) -> click.Cl
             return click.BadParameter(message, ctx=ctx, param_hint=f"'{exc.param}'")
         return click.UsageError(message, ctx=ctx)
     return click.ClickException(message)
+
+
+def interrupted_status(exc: BaseException) -> int:
+    """The exit code of a run stopped by Ctrl-C, or by SIGTERM/SIGHUP raised as ``Terminated(signum)``."""
+    return signal_status(getattr(exc, "signum", signal.SIGINT))
 
 
 class Command(click.Command):
@@ -55,7 +60,7 @@ class Group(click.Group):
         except (ArgumentError, ConvFilterError) as exc:  # raised by a group's own callback
             raise as_click_error(exc, ctx) from None
         except KeyboardInterrupt as exc:
-            raise click.exceptions.Exit(128 + getattr(exc, "signum", signal.SIGINT)) from None
+            raise click.exceptions.Exit(interrupted_status(exc)) from None
 
 
 Group.group_class = Group

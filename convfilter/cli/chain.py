@@ -146,7 +146,7 @@ def _build_stage(name: str, params: dict, number: int, ctx: click.Context) -> St
     scale = params.get("scale")
     try:
         if name == "custom":
-            from convfilter.ops import kernelspec
+            from convfilter.io import kernelspec
 
             grid = kernelspec.parse_kernel(params["spec"])
             if params["normalize"]:

@@ -21,11 +21,12 @@ from collections.abc import Callable, Sequence
 
 import click
 
+from convfilter.cli.boundary import interrupted_status
 from convfilter.cli.options import BatchOptions
 from convfilter.cli.streams import check_open, silence_stdout, write_stdout
 from convfilter.engine.model import wait_for_preload
 from convfilter.engine.tiles import DEFAULT_TILE_SIZE
-from convfilter.errors import printable
+from convfilter.errors import ExitStatus, printable
 from convfilter.ops.spec import Operation
 from convfilter.run.files import FilterResult
 from convfilter.run.jobs import (
@@ -99,10 +100,10 @@ def filter_paths(
         else:
             _batch(name, paths, opts, Job([], op, output), describe)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP as Terminated: 128 + the signal
-        raise click.exceptions.Exit(128 + getattr(exc, "signum", signal.SIGINT)) from None
+        raise click.exceptions.Exit(interrupted_status(exc)) from None
     except BrokenPipeError:
         silence_stdout()  # the reader went away (| head): stop quietly, as shell tools do
-        raise click.exceptions.Exit(1) from None
+        raise click.exceptions.Exit(ExitStatus.ERROR) from None
     finally:
         # TensorFlow may still be importing in the background (started when the first
         # image opened), with standard error silenced: an error Click prints next must wait.
@@ -324,7 +325,7 @@ def _run_batch(runner, job: Job, opts, describe) -> None:
         )
         _note(_summary(counts) + stopped)
     if counts[FAILED]:
-        raise click.exceptions.Exit(1)
+        raise click.exceptions.Exit(ExitStatus.ERROR)
 
 
 def _summary(counts: dict[str, int]) -> str:

@@ -252,7 +252,7 @@ def custom_command(  # long: the options of one command, resolved into one opera
     output_padding,
     **params,
 ):
-    from convfilter.ops import kernelspec
+    from convfilter.io import kernelspec
 
     conv, output = conv_settings(params, paths, batch, compare_path, export_path)
     grid = kernelspec.parse_kernel(spec)

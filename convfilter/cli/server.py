@@ -7,8 +7,10 @@ import re
 
 import click
 
+from convfilter.cli import streams
 from convfilter.cli.boundary import CONTEXT_SETTINGS, Command, Group
-from convfilter.errors import ConvFilterError
+from convfilter.cli.running import run_group
+from convfilter.errors import ConvFilterError, ExitStatus
 from convfilter.server import client, paths
 
 SERVER_HELP = """A warm convfilter process, so that each call skips TensorFlow's start-up.
@@ -96,6 +98,35 @@ def start(foreground: bool, idle_timeout: float) -> None:
     click.echo(f"convfilter server: started (pid {status['pid']}, socket {status['socket']})")
 
 
+class CommandHost:
+    """The command line as the server's :class:`~convfilter.server.daemon.Host`: passed in, never imported.
+
+    ``group`` is the root command group this ``server start`` runs under (Click's
+    context holds it), so neither module imports the other to find it.
+    """
+
+    closed = streams.CLOSED
+
+    def __init__(self, group: click.Group) -> None:
+        self.group = group
+
+    def run_command(self, argv: list[str]) -> int:
+        return run_group(self.group, argv)
+
+    def warm_up(self) -> None:
+        """Load every command's modules and TensorFlow, and run one small model, before the first client."""
+        import numpy as np
+
+        from convfilter.engine.conv import filter_array
+
+        filter_array(np.zeros((8, 8), dtype=np.float32), np.ones((3, 3), dtype=np.float32))
+
+    def interrupt(self, signum: int) -> BaseException:
+        from convfilter.cli.files import Terminated
+
+        return Terminated(signum)
+
+
 def _serve(directory: str, idle_timeout: float) -> None:
     from convfilter.server.daemon import Server, ServerError
 
@@ -103,7 +134,8 @@ def _serve(directory: str, idle_timeout: float) -> None:
         server.log(f"listening on {server.socket_path} (pid {os.getpid()})")
 
     try:
-        Server(directory, idle_timeout).serve(ready)
+        root = click.get_current_context().find_root().command
+        Server(directory, idle_timeout, CommandHost(root)).serve(ready)
     except ServerError as exc:
         raise ConvFilterError(str(exc)) from None
 
@@ -130,7 +162,7 @@ def status() -> None:
         info = client.request(directory, {"op": "status"})
     except (ConvFilterError, client.Fallback):
         click.echo("convfilter server: not running")
-        raise click.exceptions.Exit(1) from None
+        raise click.exceptions.Exit(ExitStatus.ERROR) from None
     current = info.get("identity") == paths.identity()
     click.echo("convfilter server: running" + ("" if current else " (another version or install: not used)"))
     timeout = info["idle_timeout"]

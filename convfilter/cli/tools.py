@@ -270,7 +270,7 @@ def explain_command(  # long: a dozen options resolved into one explain() call
                 param_hint="'--kernel'",
             )
         if kernel_arg is not None:
-            from convfilter.ops.kernelspec import parse_kernel
+            from convfilter.io.kernelspec import parse_kernel
 
             grid = parse_kernel(kernel_arg)
             kernel_name = "custom"

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from convfilter.engine.layouts import check_engine, convolve
+from convfilter.engine.layouts import check_engine
+from convfilter.engine.tiles import filter_tiled
 from convfilter.errors import ArgumentError
 from convfilter.ops.conv import Conv2DSpec
 
@@ -88,43 +89,5 @@ def filter_batch(
     in tiles of that size (:mod:`convfilter.engine.tiles`: the same sums,
     memory bounded by the tile).
     """
-    from convfilter.engine.tiles import filter_tiled
-
     check_engine(engine)
     return filter_tiled(np.asarray(batch), op, tile_size=tile_size, engine=engine)
-
-
-def responses(
-    planes: np.ndarray, op: Conv2DSpec, pad_y: tuple[int, int], pad_x: tuple[int, int], engine: str = "auto"
-) -> np.ndarray:
-    """Every filter's raw output for ``planes`` (``B*C x h x w``, zeros ``pad_y``/``pad_x`` around them).
-
-    Returns ``B x h' x w' x N`` float32. A convolution runs 'valid' on the
-    padded planes; a transposed convolution runs 'valid' without output
-    padding (its whole scatter-add), the caller cuts its part out.
-    """
-    if op.layout == "blocked":  # one input channel: each filter through the fast layouts, same window
-        grids = op.weights4[:, :, 0, :]
-        outputs = [
-            convolve(
-                planes,
-                grids[:, :, i],
-                stride=op.stride,
-                dilation=op.dilation,
-                pad_y=pad_y,
-                pad_x=pad_x,
-                bias=op.bias,
-                engine=engine,
-            )
-            for i in range(op.filters)
-        ]
-        return outputs[0][..., np.newaxis] if len(outputs) == 1 else np.stack(outputs, axis=-1)
-    from convfilter.engine.model import layer_model, run_model
-
-    count, h, w = planes.shape
-    channels = op.channels
-    images = planes.reshape(count // channels, channels, h, w)
-    if any(pad_y) or any(pad_x):
-        images = np.pad(images, [(0, 0), (0, 0), tuple(pad_y), tuple(pad_x)])
-    tensor = np.ascontiguousarray(images.transpose(0, 2, 3, 1), dtype=np.float32)
-    return run_model(layer_model(op), op, tensor)

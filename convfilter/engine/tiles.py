@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from convfilter.engine.layouts import column_block
+from convfilter.engine.window import responses
 from convfilter.errors import ArgumentError
 from convfilter.ops.conv import Conv2DSpec
 
@@ -141,8 +142,6 @@ def run_tile(batch, op: Conv2DSpec, tile: Tile, engine: str = "auto", read=tile_
     ``read(batch, tile, border)`` cuts the window (:func:`tile_window`; a Zarr
     array has its own reader).
     """
-    from convfilter.engine.conv import responses
-
     window, pad_y, pad_x = read(batch, tile, op.border)
     size = (tile.rows.stop - tile.rows.start, tile.cols.stop - tile.cols.start)
     if window.shape[1] == 0 or window.shape[2] == 0:  # a transposed tile no input reaches: the bias

@@ -1,8 +1,9 @@
-"""The ``convfilter`` command's entry point: forward to this user's warm server, or run here.
+"""The ``convfilter`` command's client: forward to this user's warm server, or say to run here.
 
-It imports the standard library only until it knows that no server will do
-the work; then it imports the real command line (:mod:`convfilter.cli`) and
-runs it in this process. ``CONVFILTER_SERVER`` decides:
+It imports the standard library only. When no server will do the work, it
+calls the ``run_here`` it was given (:mod:`convfilter.entry` passes the real
+command line), so it never imports :mod:`convfilter.cli` itself, as mypy's
+``dmypy`` client does not. ``CONVFILTER_SERVER`` decides:
 
 * unset: use this install's server if one is running; start none;
 * ``auto``: start one on first use (it stays until its idle timeout);
@@ -20,7 +21,9 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 
+from convfilter.errors import ExitStatus, signal_status
 from convfilter.server import paths, protocol
 
 CONNECT_TIMEOUT = 2.0
@@ -39,14 +42,14 @@ class LostServer(Exception):
     """The server went away after it had started the command: it may be partly done."""
 
 
-def main() -> None:
-    """Run ``convfilter`` with ``sys.argv``: on the warm server when there is one, else here."""
+def main(run_here: Callable[[], None]) -> None:
+    """Run ``convfilter`` with ``sys.argv``: on the warm server when there is one, else ``run_here()``."""
     argv = sys.argv[1:]
     mode = os.environ.get("CONVFILTER_SERVER", "").strip().lower()
     if mode and mode not in MODES:
         got = os.environ["CONVFILTER_SERVER"]
         sys.stderr.write(f"Error: CONVFILTER_SERVER: expected 'auto' or 'off' (or unset), got {got!r}\n")
-        sys.exit(2)
+        sys.exit(ExitStatus.USAGE)
     if mode != "off" and forwardable(argv):
         try:
             sys.exit(forward(argv, start=mode == "auto"))
@@ -55,15 +58,8 @@ def main() -> None:
                 sys.stderr.write(f"convfilter: running here, not on the server: {reason}\n")
         except LostServer as exc:
             sys.stderr.write(f"Error: convfilter server: {exc}\n")
-            sys.exit(1)
+            sys.exit(ExitStatus.ERROR)
     run_here()
-
-
-def run_here() -> None:
-    """Run the command line in this process."""
-    from convfilter.cli import main as cli_main
-
-    cli_main()
 
 
 def forwardable(argv: list[str]) -> bool:
@@ -287,7 +283,7 @@ def run_remote(sock: socket.socket, argv: list[str]) -> int:
                 if started:
                     raise LostServer("the server stopped while running this command") from None
                 if cancelled:
-                    return 128 + cancelled[0]
+                    return signal_status(cancelled[0])
                 raise Fallback("the server closed the connection before running the command") from None
             if "fallback" in reply:
                 raise Fallback(str(reply["fallback"]))

@@ -3,8 +3,9 @@
 It listens on a Unix socket of mode 0600 in a private directory
 (:mod:`convfilter.server.paths`) and checks every peer's uid with
 ``SO_PEERCRED``. Each command runs exactly as ``convfilter`` would run it,
-through :func:`convfilter.cli.run_command`, in the main thread, one after
-the other (clients that come together are queued), inside
+through the ``run_command`` of the :class:`Host` it was given (the command
+line passes itself in; the server never imports it), in the main thread,
+one after the other (clients that come together are queued), inside
 :func:`client_context`: the client's standard streams (handed over as
 descriptors), working directory, environment and umask. A client's Ctrl-C
 (a ``cancel`` message) or its death (the connection closes) interrupts its
@@ -26,8 +27,9 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import Protocol
 
-from convfilter.cli import run_command
+from convfilter.errors import signal_status
 from convfilter.server import paths, protocol
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -67,10 +69,30 @@ class Request:
             self.conn.close()
 
 
+class Host(Protocol):
+    """What the server runs commands with, passed in by whoever starts it (the command line).
+
+    The server never imports the command line: ``run_command(argv)`` runs one
+    command and returns its exit code; ``warm_up()`` imports what the first
+    command would; ``interrupt(signum)`` is the exception that stops a running
+    command as that signal does; ``closed`` is the set of standard descriptors
+    the command should treat as closed.
+    """
+
+    closed: set[int]
+
+    def run_command(self, argv: list[str]) -> int: ...
+
+    def warm_up(self) -> None: ...
+
+    def interrupt(self, signum: int) -> BaseException: ...
+
+
 class Server:
     """This user's convfilter server for one install, in the runtime ``directory``."""
 
-    def __init__(self, directory: str, idle_timeout: float) -> None:
+    def __init__(self, directory: str, idle_timeout: float, host: Host) -> None:
+        self.host = host
         self.directory = directory
         self.socket_path = paths.socket_path(directory)
         self.idle_timeout = idle_timeout
@@ -92,7 +114,7 @@ class Server:
             raise ServerError("the server needs Linux (SO_PEERCRED), to check who connects")
         self._take_lock()
         try:
-            warm_up()
+            self.host.warm_up()
             self._listen()
             for signum in SIGNALS:
                 signal.signal(signum, self._on_signal)
@@ -185,7 +207,7 @@ class Server:
             try:
                 self._serve(request)
             except KeyboardInterrupt:  # a cancel that came just as its command ended
-                request.reply({"exit": 128 + (request.cancel_signum or signal.SIGINT)})
+                request.reply({"exit": signal_status(request.cancel_signum or signal.SIGINT)})
             finally:
                 request.close()
             last_used = time.monotonic()
@@ -193,7 +215,7 @@ class Server:
     def _serve(self, request: Request) -> None:
         with self._lock:
             if request.state != "queued":
-                request.reply({"exit": 128 + (request.cancel_signum or signal.SIGINT)})
+                request.reply({"exit": signal_status(request.cancel_signum or signal.SIGINT)})
                 return
             if self._stopping.is_set():
                 request.reply({"fallback": "the server is stopping"})
@@ -201,11 +223,11 @@ class Server:
             request.state = "running"
             self._current = request
         try:
-            with client_context(request.message, request.fds):
+            with client_context(request.message, request.fds, self.host.closed):
                 request.reply({"started": True})
-                code = run_command(request.message["argv"])
+                code = self.host.run_command(request.message["argv"])
         except KeyboardInterrupt:
-            code = 128 + (request.cancel_signum or signal.SIGINT)
+            code = signal_status(request.cancel_signum or signal.SIGINT)
         except CannotEnter as exc:
             self.log(str(exc))
             code = None
@@ -229,9 +251,7 @@ class Server:
             self.stop()
         if request is not None and request.state == "running" and not request.interrupted:
             request.interrupted = True
-            from convfilter.cli.files import Terminated
-
-            raise Terminated(signum)
+            raise self.host.interrupt(signum)
 
     def _cancel(self, request: Request, signum: int) -> None:
         """Cancel ``request``: drop it if queued, interrupt it (as Ctrl-C does) if running."""
@@ -316,16 +336,6 @@ def peer(conn: socket.socket) -> tuple[int, int]:
     return pid, uid
 
 
-def warm_up() -> None:
-    """Import the command line and TensorFlow, and run one small model, before the first client comes."""
-    import numpy as np
-
-    import convfilter.cli  # noqa: F401
-    from convfilter.engine.conv import filter_array
-
-    filter_array(np.zeros((8, 8), dtype=np.float32), np.ones((3, 3), dtype=np.float32))
-
-
 def resident_bytes() -> int:
     """This process's resident memory, in bytes (0 where ``/proc`` is not there)."""
     try:
@@ -336,21 +346,19 @@ def resident_bytes() -> int:
 
 
 @contextlib.contextmanager
-def client_context(message: dict, fds: list[int]) -> Iterator[None]:
+def client_context(message: dict, fds: list[int], closed: set[int]) -> Iterator[None]:
     """Run the block as if in the client's process: its streams, directory, environment and umask.
 
     The three descriptors become 0, 1 and 2 (so terminals are terminals and
     pipes are pipes), with fresh Python streams on them in the client's
-    encodings; standard descriptors the client had closed are marked closed.
+    encodings; standard descriptors the client had closed are put in ``closed``.
     Everything is put back afterwards, and the client's descriptors closed.
     """
-    from convfilter.cli import streams
-
     saved_fds = [os.dup(fd) for fd in (0, 1, 2)]
     saved_streams = (sys.stdin, sys.stdout, sys.stderr)
     saved_env = dict(os.environ)
     saved_cwd = os.getcwd()
-    saved_closed = set(streams.CLOSED)
+    saved_closed = set(closed)
     umask = os.umask(int(message.get("umask", 0o022)) & 0o777)
     try:
         for target, fd in enumerate(fds):
@@ -361,8 +369,8 @@ def client_context(message: dict, fds: list[int]) -> Iterator[None]:
         sys.stdin = _stream(0, "r", *encodings.get("stdin", ("utf-8", "strict")))
         sys.stdout = _stream(1, "w", *encodings.get("stdout", ("utf-8", "strict")))
         sys.stderr = _stream(2, "w", *encodings.get("stderr", ("utf-8", "backslashreplace")))
-        streams.CLOSED.clear()
-        streams.CLOSED.update(int(fd) for fd in message.get("closed", []))
+        closed.clear()
+        closed.update(int(fd) for fd in message.get("closed", []))
         os.environ.clear()
         os.environ.update({str(key): str(value) for key, value in message.get("env", {}).items()})
         try:
@@ -381,8 +389,8 @@ def client_context(message: dict, fds: list[int]) -> Iterator[None]:
         for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        streams.CLOSED.clear()
-        streams.CLOSED.update(saved_closed)
+        closed.clear()
+        closed.update(saved_closed)
         os.environ.clear()
         os.environ.update(saved_env)
         os.chdir(saved_cwd)
