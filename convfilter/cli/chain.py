@@ -14,12 +14,19 @@ from collections.abc import Callable, Sequence
 import click
 
 from convfilter.cli.boundary import CONTEXT_SETTINGS, Command
-from convfilter.cli.filtering import check_single_side_outputs, run_op
-from convfilter.cli.options import CONV_SETTINGS, batch_options, parse_depth, picked_params, show_options
+from convfilter.cli.filtering import check_single_side_outputs, conv_op, run_op
+from convfilter.cli.options import (
+    CONV_SETTINGS,
+    batch_options,
+    parse_depth,
+    picked_params,
+    show_options,
+    transpose_options,
+)
 from convfilter.cli.report import report_chain
 from convfilter.errors import ArgumentError
 from convfilter.ops.kernels import KERNELS, MAX_KERNEL_SIZE
-from convfilter.ops.spec import POOL_PADDINGS, ChainSpec, Conv2DSpec, PoolSpec, Stage
+from convfilter.ops.spec import POOL_PADDINGS, ChainSpec, PoolSpec, Stage
 
 CHAIN_SETTINGS = ("range_mode", "depth", "frame", "max_pixels", "quality", "verbose")
 """The options of :func:`~convfilter.cli.options.conv_options` the chain itself takes."""
@@ -29,9 +36,12 @@ CHAIN_HELP = """Run INPUT through several stages in ONE Keras model and write th
 
 Stages are separated by '--'. A stage is a kernel name with that kernel's
 options (as 'convfilter KERNEL --help' lists them: --size, --scale, ...) and
---stride, --padding (valid, same, full), --dilation, --bias, --convolve;
-'custom --kernel SPEC [--normalize]'; or 'pool max|avg' with --size N
-(default 2), --stride (default: the pool size, as in Keras) and --padding.
+--stride, --padding (valid, same, full or numbers), --dilation, --bias,
+--convolve, --transpose [--output-padding PY PX] (a Conv2DTranspose stage);
+'custom --kernel SPEC [--normalize]' (a 4-D @w.npy of shape (kh, kw, C, N)
+gives N channels, which the next stage reads: weights (kh, kw, N, ...)); or
+'pool max|avg' with --size N (default 2), --stride (default: the pool size,
+as in Keras) and --padding.
 Intermediate results stay float32 inside the model; only the last output is
 mapped to pixels (--range). --border other than zero pads outside Keras and
 is refused in a stage.
@@ -60,6 +70,7 @@ def _stage_commands(
         @click.command(kernel.name, context_settings=CONTEXT_SETTINGS, help=f"Stage: {kernel.summary}.")
         @kernel_options(kernel)
         @scale_option
+        @transpose_options
         def stage(**params):  # pragma: no cover - only parsed, never invoked
             return params
 
@@ -72,6 +83,7 @@ def _stage_commands(
     @click.option("--kernel", "spec", required=True, metavar="SPEC", help="As for 'convfilter custom'.")
     @click.option("--normalize", is_flag=True, help="Divide the weights by their sum.")
     @scale_option
+    @transpose_options
     def custom(**params):  # pragma: no cover - only parsed, never invoked
         return params
 
@@ -144,6 +156,7 @@ def _build_stage(name: str, params: dict, number: int, ctx: click.Context) -> St
             ctx=ctx,
         )
     scale = params.get("scale")
+    transpose, output_padding = params.pop("transpose"), params.pop("output_padding")
     try:
         if name == "custom":
             from convfilter.io import kernelspec
@@ -163,7 +176,12 @@ def _build_stage(name: str, params: dict, number: int, ctx: click.Context) -> St
     if scale is not None:
         grid = grid * scale
     params.update(settings)
-    return Conv2DSpec(grid, **settings, name=name)
+    if transpose:
+        params.update(transpose=True, output_padding=output_padding)
+    try:
+        return conv_op(grid, settings, transpose, output_padding, name)
+    except ArgumentError as exc:
+        raise click.UsageError(f"{where}: {exc}", ctx=ctx) from None
 
 
 def split_paths(tokens: Sequence[str], commands: dict[str, click.Command]) -> tuple[list[str], list[str]]:
@@ -202,7 +220,10 @@ def chain_command(conv_options: Callable, kernel_options: Callable, scale_option
         paths, stage_args = split_paths(args, commands)
         stages, shown = parse_stages(ctx, stage_args, commands, options)
         check_single_side_outputs(paths, batch, compare_path, export_path)
-        op = ChainSpec(tuple(stages))
+        try:
+            op = ChainSpec(tuple(stages))
+        except ArgumentError as exc:
+            raise click.UsageError(str(exc), ctx=ctx) from None
         output["range_request"] = output.pop("range_mode")
         output["depth"] = parse_depth(output["depth"])
         report = (lambda op, result: report_chain(op, shown, result)) if verbose else None

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from convfilter.errors import ArgumentError
-from convfilter.ops.spec import ChainSpec, Stage
+from convfilter.ops.spec import ChainSpec, Stage, input_channels
 
 
 def needs_fixed_shape(stages: Sequence[Stage]) -> bool:
@@ -74,7 +74,7 @@ def build_stack(
         raise ArgumentError("this stack pads by amounts that depend on the image: give input_shape")
     else:
         shapes = [None] * (len(stages) + 1)
-    channels = stages[0].channels
+    channels = input_channels(stages)
     inputs = keras.Input(shape=(*(shapes[0] if fixed else (None, None)), channels), name="image")
     tensor = inputs
     outputs = []

@@ -214,6 +214,40 @@ class PoolSpec:
 Stage = Conv2DSpec | PoolSpec
 
 
+def input_channels(stages: Sequence[Stage]) -> int:
+    """The channels a stack of layers reads: the first convolution's C (pooling keeps channels)."""
+    return next((stage.channels for stage in stages if isinstance(stage, Conv2DSpec)), 1)
+
+
+def check_channel_flow(stages: Sequence[Stage]) -> None:
+    """Refuse stages whose channels do not follow on, as Keras would refuse to build the model.
+
+    A convolution with N filters hands N channels to the next stage, which must
+    read N (weights ``(kh, kw, N, ...)``); pooling keeps the channels; the last
+    stage gives one channel, the one OUTPUT holds.
+    """
+    flow = input_channels(stages)
+    for number, stage in enumerate(stages, start=1):
+        if not isinstance(stage, Conv2DSpec):
+            continue
+        if stage.channels != flow:
+            raise ArgumentError(
+                f"stage {number} ({stage.name}) reads {stage.channels} channel(s), but the stage before "
+                f"it gives {flow}"
+            )
+        if stage.filters > 1 and stage.combine != "stack":
+            raise ArgumentError(
+                f"stage {number} ({stage.name}): in one model the {stage.filters} filters' outputs go on "
+                f"as {stage.filters} channels; combine {stage.combine!r} is not a layer (use 'stack')"
+            )
+        flow = stage.filters
+    if flow != 1:
+        raise ArgumentError(
+            f"the last stage gives {flow} channels; a chain writes one: end with a stage that reads "
+            f"them all (a 4-D kernel of shape (kh, kw, {flow}, 1))"
+        )
+
+
 @dataclass(frozen=True)
 class ChainSpec:
     """Several stages in one Keras model: intermediate results stay float32 from stage to stage.
@@ -232,21 +266,12 @@ class ChainSpec:
         for number, stage in enumerate(stages, start=1):
             if not isinstance(stage, Conv2DSpec | PoolSpec):
                 raise ArgumentError(f"stage {number} must be a Conv2DSpec or PoolSpec, got {stage!r}")
-            if stage.out_channels != 1 and number < len(stages):
-                raise ArgumentError(
-                    f"stage {number} ({stage.name}) keeps {stage.out_channels} channels ('stack'); only the "
-                    "last stage may"
-                )
-            if number > 1 and stage.channels != 1:
-                raise ArgumentError(
-                    f"stage {number} ({stage.name}) reads {stage.channels} channels, but the stage before "
-                    "it gives one"
-                )
             if isinstance(stage, Conv2DSpec) and stage.border != "zero":
                 raise ArgumentError(
                     f"stage {number} ({stage.name}): border {stage.border!r} is padded outside Keras and "
                     "cannot be part of one model; use --border zero"
                 )
+        check_channel_flow(stages)
         object.__setattr__(self, "stages", stages)
 
     @property
@@ -258,11 +283,9 @@ class ChainSpec:
 
     @property
     def channels(self) -> int:
-        return self.stages[0].channels
+        return input_channels(self.stages)
 
-    @property
-    def out_channels(self) -> int:
-        return self.stages[-1].out_channels
+    out_channels = 1
 
     def carry_alpha(self, alpha: np.ndarray) -> np.ndarray:
         for stage in self.stages:
