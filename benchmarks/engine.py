@@ -124,6 +124,67 @@ def main() -> None:
                 t_plain = best_time(lambda: ours("plain"), 1)
                 line += f" {pixels / t_plain:.0f} |"
             print(line, flush=True)
+    layers_table(shapes[0][1:], args.repeat, cv2)
+
+
+def upsample(image: np.ndarray, stride: int) -> np.ndarray:
+    """Zero insertion: ``stride - 1`` zeros between the pixels (the first half of a transposed convolution)."""
+    h, w = image.shape
+    out = np.zeros(((h - 1) * stride + 1, (w - 1) * stride + 1), dtype=image.dtype)
+    out[::stride, ::stride] = image
+    return out
+
+
+def layers_table(shape: tuple[int, int], repeat: int, cv2) -> None:
+    """A two-filter bank and a transposed convolution: convfilter's one layer against OpenCV doing the same.
+
+    Bank: Sobel x and y, 'same', gradient magnitude; OpenCV: two ``filter2D`` calls and ``cv2.magnitude``.
+    Transposed: a random 3x3 kernel, stride 2, 'valid' (output ``2n + 1``); OpenCV: zero-insertion
+    upsampling, then ``filter2D`` with the flipped kernel over a zero border of ``k - 1``.
+    """
+    from convfilter.engine.conv import filter_batch
+    from convfilter.ops.bank import BankSpec
+    from convfilter.ops.transpose import TransposeSpec
+
+    rng = np.random.default_rng(1)
+    image = (rng.random(shape, dtype=np.float32) * 255).astype(np.float32)
+    sobel = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.float32)
+    bank = BankSpec((sobel, sobel.T), ("sobel-x", "sobel-y"), padding="same")
+    kernel = rng.standard_normal((3, 3)).astype(np.float32)
+    up = TransposeSpec(kernel, (2, 2))
+
+    def ours_bank():
+        return filter_batch(image[np.newaxis], bank, tile_size=2048)[0]
+
+    def opencv_bank():
+        gx = cv2.filter2D(image, -1, sobel, borderType=cv2.BORDER_CONSTANT)
+        gy = cv2.filter2D(image, -1, sobel.T, borderType=cv2.BORDER_CONSTANT)
+        return cv2.magnitude(gx, gy)
+
+    def ours_transpose():
+        return filter_batch(image[np.newaxis], up, tile_size=2048)[0]
+
+    def opencv_transpose():
+        padded = cv2.copyMakeBorder(upsample(image, 2), 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=0)
+        return cv2.filter2D(padded, -1, kernel[::-1, ::-1].copy(), borderType=cv2.BORDER_CONSTANT)[1:-1, 1:-1]
+
+    print()
+    print("| layer | array | convfilter Mpx/s | OpenCV Mpx/s | vs OpenCV | max difference |")
+    print("|---|---|---|---|---|---|")
+    pixels = image.size / 1e6
+    for name, ours, theirs, scale in (
+        ("Conv2D(2) Sobel x+y, magnitude", ours_bank, opencv_bank, 8 * 255),
+        ("Conv2DTranspose(1) 3x3, stride 2", ours_transpose, opencv_transpose, np.abs(kernel).sum() * 255),
+    ):
+        t_ours, t_cv = best_time(ours, repeat), best_time(theirs, repeat)
+        a, b = ours(), theirs()
+        assert a.shape == b.shape, (a.shape, b.shape)
+        difference = np.abs(a.astype(np.float64) - b).max() / scale
+        print(
+            f"| {name} | {shape[0]}x{shape[1]} | {pixels / t_ours:.0f} | {pixels / t_cv:.0f} "
+            f"| {t_cv / t_ours:.2f}x | {difference:.1e} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -287,12 +287,17 @@ def convolve(
     at least as large as the dilated kernel. ``engine`` is ``'blocked'`` (the
     fast layout, also what ``'auto'`` picks) or ``'plain'`` (``Conv2D(1, ...)``
     on the padded batch). The result may be a view of the model's output.
+
+    A 3-D ``kernel`` ``(kh, kw, F)`` is F filters over the same windows: one
+    layer reads each window once and gives all F (``N x H' x W' x F``).
     """
     check_engine(engine)
     batch = np.asarray(batch)
     kernel = np.asarray(kernel, dtype=np.float32)
+    many = kernel.ndim == 3
+    kernels = kernel if many else kernel[..., np.newaxis]
     n, h, w = batch.shape
-    kh, kw = kernel.shape
+    kh, kw, _ = kernels.shape
     (sy, sx), (dy, dx) = stride, dilation
     span_y, span_x = dilated_extent(kh, dy), dilated_extent(kw, dx)
     out_h = (h + sum(pad_y) - span_y) // sy + 1
@@ -304,13 +309,18 @@ def convolve(
         pad_y = pad_x = (0, 0)
         (sy, sx) = stride
     rows = (out_h - 1) * sy + span_y
+    args = (batch, kernels, stride, dilation, pad_y, pad_x, rows, bias, out_h, out_w)
     if engine == "plain" or not _all_finite(batch):
         # NaN or infinity times a zero weight is NaN: in the blocked layouts a
         # non-finite pixel would spoil its neighbours, so such input runs plain.
-        return _convolve_plain(batch, kernel, stride, dilation, pad_y, pad_x, rows, bias, out_h, out_w)
-    if window_layout(kw, sx, dx):
-        return _convolve_windowed(batch, kernel, stride, dilation, pad_y, pad_x, rows, bias, out_h, out_w)
-    return _convolve_blocked(batch, kernel, stride, dilation, pad_y, pad_x, rows, bias, out_h, out_w)
+        result = np.stack(
+            [_convolve_plain(batch, kernels[..., f], *args[2:]) for f in range(kernels.shape[2])], axis=-1
+        )
+    elif window_layout(kw, sx, dx):
+        result = _convolve_windowed(*args)
+    else:
+        result = _convolve_blocked(*args)
+    return result if many else result[..., 0]
 
 
 def _gather_windows(batch, pad_y, pad_x, stride, spans, out_shape):
@@ -354,28 +364,39 @@ def _row_step(sy: int, dy: int) -> tuple[int, int]:
     return (1, sy) if sy > 1 and dy > 1 else (sy, 1)
 
 
-def _convolve_windowed(batch, kernel, stride, dilation, pad_y, pad_x, rows, bias, out_h, out_w):
+def _filters_last(result: np.ndarray, n: int, filters: int, block: int) -> np.ndarray:
+    """``N x rows x nb x (F*B)`` layer output as ``N x rows x (nb*B) x F``, each filter contiguous."""
+    rows, blocks = result.shape[1], result.shape[2]
+    if filters == 1:
+        return result.reshape(n, rows, blocks * block, 1)
+    by_filter = result.reshape(n, rows, blocks, filters, block).transpose(3, 0, 1, 2, 4)
+    return np.moveaxis(by_filter.reshape(filters, n, rows, blocks * block), 0, -1)
+
+
+def _convolve_windowed(batch, kernels, stride, dilation, pad_y, pad_x, rows, bias, out_h, out_w):
     from convfilter.engine.model import blocked_conv
 
     (sy, sx), (dy, dx) = stride, dilation
     n = batch.shape[0]
-    block, channels = window_layout(kernel.shape[1], sx, dx)
+    filters = kernels.shape[2]
+    block, channels = window_layout(kernels.shape[1], sx, dx)
     windows = -(-out_w // block)
     buffer = scratch_buffer((n, rows, windows, channels))
     _fill_in_parallel(fill_windows, buffer, batch, pad_y, pad_x, block * sx)
     layer_stride, keep = _row_step(sy, dy)
-    weights = window_weights(kernel, block, channels, sx, dx)
+    weights = np.concatenate(
+        [window_weights(kernels[..., f], block, channels, sx, dx) for f in range(filters)], axis=-1
+    )
     result = blocked_conv(buffer, weights, bias=bias, stride=layer_stride, dilation=dy)
-    result = result.reshape(n, result.shape[1], windows * block)
-    return result[:, ::keep][:, :out_h, :out_w]
+    return _filters_last(result, n, filters, block)[:, ::keep][:, :out_h, :out_w]
 
 
-def _convolve_blocked(batch, kernel, stride, dilation, pad_y, pad_x, rows, bias, out_h, out_w):
+def _convolve_blocked(batch, kernels, stride, dilation, pad_y, pad_x, rows, bias, out_h, out_w):
     from convfilter.engine.model import blocked_conv
 
     (sy, sx), (dy, dx) = stride, dilation
     n = batch.shape[0]
-    kw = kernel.shape[1]
+    kw, filters = kernels.shape[1], kernels.shape[2]
     block = block_size(kw, sx, dx)
     in_block = block * sx
     taps = block_taps(block, kw, sx, dx)
@@ -385,12 +406,11 @@ def _convolve_blocked(batch, kernel, stride, dilation, pad_y, pad_x, rows, bias,
         _pad_into, scratch_buffer((n, rows, blocks_in * in_block)), batch, pad_y, pad_x
     )
     layer_stride, keep = _row_step(sy, dy)
-    weights = block_weights(kernel, block, sx, dx)
+    weights = np.concatenate([block_weights(kernels[..., f], block, sx, dx) for f in range(filters)], axis=-1)
     result = blocked_conv(
         buffer.reshape(n, rows, blocks_in, in_block), weights, bias=bias, stride=layer_stride, dilation=dy
     )
-    result = result.reshape(n, result.shape[1], blocks_out * block)
-    return result[:, ::keep][:, :out_h, :out_w]
+    return _filters_last(result, n, filters, block)[:, ::keep][:, :out_h, :out_w]
 
 
 def _convolve_plain(batch, kernel, stride, dilation, pad_y, pad_x, rows, bias, out_h, out_w):

@@ -23,22 +23,17 @@ def responses(
     padded planes; a transposed convolution runs 'valid' without output
     padding (its whole scatter-add), the caller cuts its part out.
     """
-    if op.layout == "blocked":  # one input channel: each filter through the fast layouts, same window
-        grids = op.weights4[:, :, 0, :]
-        outputs = [
-            convolve(
-                planes,
-                grids[:, :, i],
-                stride=op.stride,
-                dilation=op.dilation,
-                pad_y=pad_y,
-                pad_x=pad_x,
-                bias=op.bias,
-                engine=engine,
-            )
-            for i in range(op.filters)
-        ]
-        return outputs[0][..., np.newaxis] if len(outputs) == 1 else np.stack(outputs, axis=-1)
+    if op.layout == "blocked":  # one input channel: the fast layouts, every filter from one read of a window
+        return convolve(
+            planes,
+            op.weights4[:, :, 0, :],
+            stride=op.stride,
+            dilation=op.dilation,
+            pad_y=pad_y,
+            pad_x=pad_x,
+            bias=op.bias,
+            engine=engine,
+        )
     from convfilter.engine.model import layer_model, run_model
 
     count, h, w = planes.shape

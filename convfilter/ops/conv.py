@@ -163,11 +163,19 @@ def combine_outputs(responses: np.ndarray, combine: str) -> np.ndarray:
     """Merge ``... x N`` responses (last axis) as ``combine`` says; ``stack`` returns them as they are."""
     if combine == "stack":
         return responses
+    planes = [responses[..., i] for i in range(responses.shape[-1])]  # one filter at a time: no big temporaries
     if combine == "magnitude":
-        return np.sqrt(np.sum(np.square(responses, dtype=np.float32), axis=-1, dtype=np.float32))
-    if combine == "max":
-        return responses.max(axis=-1)
-    return responses.sum(axis=-1, dtype=np.float32)
+        total = np.square(planes[0], dtype=np.float32)
+        for plane in planes[1:]:
+            total += np.square(plane, dtype=np.float32)
+        return np.sqrt(total, out=total)
+    total = np.array(planes[0], dtype=np.float32)
+    for plane in planes[1:]:
+        if combine == "max":
+            np.maximum(total, plane, out=total)
+        else:
+            total += plane
+    return total
 
 
 def too_small(image_shape, window, dilation, what: str = "kernel", padding=None) -> ImageTooSmallError:
