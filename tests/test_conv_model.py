@@ -286,3 +286,98 @@ def test_every_operation_is_one_description():
     assert (bank.filters, bank.channels, bank.transpose) == (2, 1, False)
     assert (up.filters, up.transpose) == (1, True)
     assert bank.weights4.shape == (3, 3, 1, 2)
+
+
+# --- everything runs everywhere -------------------------------------------------------------------
+
+
+def test_transposed_and_bank_on_zarr_arrays_equal_the_references(tmp_path, monkeypatch):
+    zarr = pytest.importorskip("zarr")
+    x = RNG.integers(0, 256, (37, 41)).astype(np.uint8)
+    zarr.create_array(str(tmp_path / "in.zarr"), shape=x.shape, chunks=(16, 16), dtype="uint8")[:] = x
+    monkeypatch.chdir(tmp_path)
+    kernel = np.array([[1.0, 2.0], [3.0, 4.0]])
+    args = ["custom", "--kernel", "1,2;3,4", "in.zarr", "up.zarr", "--transpose", "--stride", 2, 2]
+    result = run(*args, "--tile-size", 16)
+    assert result.exit_code == 0, result.output
+    assert_close(zarr.open_array("up.zarr")[:], scatter_add(x, kernel, (2, 2)), 255 * 10)
+    result = run(
+        "bank", "sobel-x", "sobel-y", "in.zarr", "edges.zarr", "--padding", "same", "--tile-size", 16
+    )
+    assert result.exit_code == 0, result.output
+    sobel = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.float64)
+    padded = np.pad(x.astype(np.float64), 1)
+    expected = np.hypot(correlate(padded, sobel), correlate(padded, sobel.T))
+    assert_close(zarr.open_array("edges.zarr")[:], expected, 255 * 8)
+
+
+def test_bank_with_color_filters_each_channel(tmp_path):
+    rgb = RNG.integers(0, 256, (9, 12, 3), dtype=np.uint8)
+    Image.fromarray(rgb, "RGB").save(tmp_path / "in.png")
+    result = run(
+        "bank",
+        "1,-1",
+        "[[-1,1]]",
+        "--combine",
+        "max",
+        "--range",
+        "clip",
+        "--color",
+        tmp_path / "in.png",
+        tmp_path / "o.png",
+    )
+    assert result.exit_code == 0, result.output
+    out = np.asarray(Image.open(tmp_path / "o.png"))
+    for channel in range(3):
+        plane = rgb[..., channel].astype(np.float64)
+        expected = np.abs(correlate(plane, np.array([[1.0, -1.0]])))  # max(d, -d)
+        assert np.array_equal(out[..., channel], np.clip(np.round(expected), 0, 255).astype(np.uint8))
+
+
+def test_chain_stages_may_be_transposed_or_read_the_channels_of_the_stage_before(tmp_path):
+    x = RNG.integers(0, 256, (6, 7)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    result = run(
+        "chain",
+        tmp_path / "x.npy",
+        tmp_path / "up.npy",
+        "blur",
+        "--transpose",
+        "--stride",
+        2,
+        2,
+        "--",
+        "pool",
+        "max",
+    )
+    assert result.exit_code == 0, result.output
+    scattered = scatter_add(x, np.full((3, 3), 1 / 9), (2, 2))
+    pooled = scattered[:12, :14].reshape(6, 2, 7, 2).max(axis=(1, 3))
+    assert_close(np.load(tmp_path / "up.npy"), pooled, 255)
+    two = RNG.normal(size=(3, 3, 1, 2))
+    one = RNG.normal(size=(1, 1, 2, 1))
+    np.save(tmp_path / "two.npy", two)
+    np.save(tmp_path / "one.npy", one)
+    result = run(
+        "chain",
+        tmp_path / "x.npy",
+        tmp_path / "y.npy",
+        "custom",
+        "--kernel",
+        f"@{tmp_path / 'two.npy'}",
+        "--",
+        "custom",
+        "--kernel",
+        f"@{tmp_path / 'one.npy'}",
+    )
+    assert result.exit_code == 0, result.output
+    middle = correlate_channels(x[..., np.newaxis], two)
+    assert_close(np.load(tmp_path / "y.npy"), correlate_channels(middle, one)[..., 0], 255 * 20)
+    result = run(
+        "chain", tmp_path / "x.npy", tmp_path / "z.npy", "custom", "--kernel", f"@{tmp_path / 'two.npy'}"
+    )
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (
+        "Error: the last stage gives 2 channels; a chain writes one: end with a stage that reads them all "
+        "(a 4-D kernel of shape (kh, kw, 2, 1))"
+    )

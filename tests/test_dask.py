@@ -84,6 +84,23 @@ def test_a_folder_on_a_local_cluster_matches_the_local_run(tmp_path):
     assert _tree(here) == _tree(there)
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["bank", "sobel-x", "sobel-y", "--padding", "same"],
+        ["blur", "--transpose", "--stride", "2", "2", "--padding", "same"],
+    ],
+    ids=["bank", "transpose"],
+)
+def test_banks_and_transposed_convolutions_give_the_same_bytes_on_dask(tmp_path, args):
+    here, there = _twins(tmp_path, count=6, broken=False)
+    local = _run([*args, "in", "-r", "-o", "out"], here)
+    dask = _run([*args, "in", "-r", "-o", "out", "--dask", "local:2"], there)
+    assert local.returncode == dask.returncode == 0, dask.stderr
+    assert _tree(here) == _tree(there)
+    assert len(list((here / "out").glob("*.png"))) == 6
+
+
 def test_fail_fast_stops_the_cluster_run(tmp_path):
     folder = _folder(tmp_path, count=30)
     (folder / "000.png").write_bytes(b"broken too")

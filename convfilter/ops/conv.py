@@ -163,7 +163,7 @@ def combine_outputs(responses: np.ndarray, combine: str) -> np.ndarray:
     """Merge ``... x N`` responses (last axis) as ``combine`` says; ``stack`` returns them as they are."""
     if combine == "stack":
         return responses
-    planes = [responses[..., i] for i in range(responses.shape[-1])]  # one filter at a time: no big temporaries
+    planes = [responses[..., i] for i in range(responses.shape[-1])]  # filter by filter: small temporaries
     if combine == "magnitude":
         total = np.square(planes[0], dtype=np.float32)
         for plane in planes[1:]:
