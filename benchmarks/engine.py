@@ -128,7 +128,7 @@ def main() -> None:
 
 
 def upsample(image: np.ndarray, stride: int) -> np.ndarray:
-    """Zero insertion: ``stride - 1`` zeros between the pixels (the first half of a transposed convolution)."""
+    """Zero insertion: ``stride - 1`` zeros between pixels (the first half of a transposed convolution)."""
     h, w = image.shape
     out = np.zeros(((h - 1) * stride + 1, (w - 1) * stride + 1), dtype=image.dtype)
     out[::stride, ::stride] = image

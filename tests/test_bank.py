@@ -158,7 +158,10 @@ def test_stack_npy_and_stack_dir(tmp_path):
         (["sobel-x", "gaussian", "IN", "o.png"], "the filters of one Conv2D all have one size"),
         (["sobel-x", "sobel-y", "--sigma", "2", "IN", "o.png"], "none of the kernels takes --sigma"),
         (["IN", "o.png"], "give at least one KERNEL (a name or a SPEC) before the paths"),
-        (["sobel-x", "IN", "IN", "--combine", "stack", "-o", "d"], "--combine stack takes one input"),
+        (
+            ["sobel-x", "IN", "a.png", "b.npy", "--combine", "stack"],
+            "N filters kept apart take INPUT OUTPUT.npy, or INPUT... -o DIR; got 3 path(s)",
+        ),
         (["sobel-x", "IN", "o.png", "--combine", "stack"], "only .npy holds"),
         (["sobel-x", "IN", "o.npy", "--padding", "full", "--export", "m.h5"], "use .keras"),
     ],
@@ -258,3 +261,20 @@ def test_the_installed_command(convfilter_exe, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert np.load(tmp_path / "r.npy").shape == (510, 510, 2)
+
+
+def test_stack_of_several_inputs_writes_n_files_each(tmp_path):
+    images = {}
+    for name in ("a", "b"):
+        images[name] = np.random.default_rng(len(name) + ord(name)).integers(0, 256, (9, 11), dtype=np.uint8)
+        Image.fromarray(images[name]).save(tmp_path / f"{name}.png")
+    args = ["bank", "1,-1", "[[-1,1]]", tmp_path / "a.png", tmp_path / "b.png", "--combine", "stack"]
+    result = CliRunner().invoke(cli, [str(a) for a in [*args, "-o", tmp_path / "out", "--range", "clip"]])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"4 written (one per filter, 2 per input) in {tmp_path / 'out'}\n"
+    for name, pixels in images.items():
+        diff = correlate(pixels.astype(np.float64), np.array([[1.0, -1.0]]))
+        with Image.open(tmp_path / "out" / f"{name}-custom1.png") as img:
+            assert np.array_equal(np.asarray(img), np.clip(np.round(diff), 0, 255).astype(np.uint8))
+        with Image.open(tmp_path / "out" / f"{name}-custom2.png") as img:
+            assert np.array_equal(np.asarray(img), np.clip(np.round(-diff), 0, 255).astype(np.uint8))

@@ -11,6 +11,7 @@ import click
 import numpy as np
 
 from convfilter.cli.options import BatchOptions
+from convfilter.errors import ConvFilterError, ExitStatus, printable
 from convfilter.figures import value_range
 from convfilter.ops.conv import Conv2DSpec
 from convfilter.ops.kernels import format_grid
@@ -76,23 +77,30 @@ def write_stacked(
     ]
     if batch_only:
         raise click.UsageError(
-            f"--combine stack writes the N outputs of one INPUT; leave out {batch_only[0]}"
+            f"--combine stack writes the N outputs of the INPUTs given; leave out {batch_only[0]}"
         )
-    expected = 1 if batch.output_dir is not None else 2
-    if len(paths) != expected:
-        form = "INPUT -o DIR" if batch.output_dir is not None else "INPUT OUTPUT.npy (or INPUT -o DIR)"
-        raise click.UsageError(f"--combine stack takes one input: give {form}, got {len(paths)} path(s)")
-    input_path = paths[0]
-    if input_path == "-":
-        raise click.UsageError("--combine stack reads a file, not standard input")
-    if batch.output_dir is not None:
-        outputs = stack_names(input_path, batch.output_dir, op.names, batch.out_format)
-    else:
-        outputs = paths[1]
+    if batch.output_dir is None and len(paths) != 2:
+        raise click.UsageError(
+            f"N filters kept apart take INPUT OUTPUT.npy, or INPUT... -o DIR; got {len(paths)} path(s)"
+        )
+    if batch.output_dir is not None and not paths:
+        raise click.UsageError("give at least one INPUT before -o DIR")
+    inputs = paths[:1] if batch.output_dir is None else list(paths)
+    if "-" in inputs:
+        raise click.UsageError("N filters kept apart read files, not standard input")
+    if export_path and len(inputs) > 1:
+        raise click.UsageError("--export describes one file: give one INPUT")
+    settings = OutputSettings(**output, png_compression=batch.png_compression, overwrite=batch.overwrite)
+    plans = []
+    for input_path in inputs:  # every output named and checked before any work
+        if batch.output_dir is not None:
+            plans.append((input_path, stack_names(input_path, batch.output_dir, op.names, batch.out_format)))
+        else:
+            plans.append((input_path, paths[1]))
     if export_path:
-        shown = outputs if isinstance(outputs, str) else None
+        shown = plans[0][1] if isinstance(plans[0][1], str) else None
         check_side_outputs(
-            input_path,
+            inputs[0],
             shown,
             None,
             export_path,
@@ -100,21 +108,33 @@ def write_stacked(
             padding=op.padding,
             overwrite=batch.overwrite,
         )
-    settings = OutputSettings(**output, png_compression=batch.png_compression, overwrite=batch.overwrite)
-    result = write_stack(input_path, outputs, op, settings)
-    if export_path:
-        from convfilter.export import export_stack
+    written, failed = 0, 0
+    for input_path, outputs in plans:
+        try:
+            result = write_stack(input_path, outputs, op, settings)
+        except ConvFilterError as exc:
+            if len(plans) == 1:
+                raise
+            click.echo(f"Error: {printable(str(exc))}", err=True)
+            failed += 1
+            if batch.fail_fast:
+                break
+            continue
+        written += len(result.outputs)
+        if export_path:
+            from convfilter.export import export_stack
 
-        export_stack(export_path, op.stages, result.input_shape)
-    if verbose:
-        lines = report_bank(op, used, None)
-        h, w = result.input_shape
-        lines.insert(0, f"input:   {input_path}: {h}x{w} (tensor 1x{h}x{w}x1)")
-        oh, ow, n = result.shape
-        lines.append(
-            f"output:  {oh}x{ow}x{n} raw values {value_range(np.array([result.minimum, result.maximum]))} "
-            f"-> " + ", ".join(result.outputs)
-        )
-        click.echo("\n".join(lines), err=True)
+            export_stack(export_path, op.stages, result.input_shape)
+        if verbose:
+            lines = report_bank(op, used, None)
+            h, w = result.input_shape
+            lines.insert(0, f"input:   {input_path}: {h}x{w} (tensor 1x{h}x{w}x{op.channels})")
+            oh, ow, n = result.shape
+            values = value_range(np.array([result.minimum, result.maximum]))
+            lines.append(f"output:  {oh}x{ow}x{n} raw values {values} -> " + ", ".join(result.outputs))
+            click.echo("\n".join(lines), err=True)
     if not batch.quiet and batch.output_dir is not None:
-        click.echo(f"{len(result.outputs)} written (one per filter) in {batch.output_dir}", err=True)
+        per = f"one per filter, {op.filters} per input" if len(plans) > 1 else "one per filter"
+        click.echo(f"{written} written ({per}) in {batch.output_dir}", err=True)
+    if failed:
+        raise click.exceptions.Exit(ExitStatus.ERROR)
