@@ -28,11 +28,13 @@ kernel has the same size. The layer's weights have the shape (kh, kw, 1, N).
   magnitude  sqrt of the sum of the squared outputs (sobel-x sobel-y: the gradient magnitude)
   max        the largest output at each pixel
   sum        the sum of the outputs
-  stack      every output: OUTPUT.npy holds H x W x N raw values, or -o DIR
-             writes one image per filter, named <input>-<kernel>.<ext>
+  stack      every output: OUTPUT.npy holds H x W x N raw values, or
+             INPUT... -o DIR writes one image per filter and input,
+             named <input>-<kernel>.<ext>
 
 Every form of the filtering commands works with magnitude, max and sum
-(INPUT OUTPUT, INPUT... -o DIR, -r, --files-from, '-' pipes); stack takes one INPUT.
+(INPUT OUTPUT, INPUT... -o DIR, -r, --files-from, '-' pipes, --dask, Zarr
+arrays); stack takes INPUT OUTPUT.npy or INPUT... -o DIR.
 
 \b
 Examples:

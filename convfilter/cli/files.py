@@ -42,6 +42,7 @@ from convfilter.run.jobs import (
     expand_inputs,
     plan_outputs,
 )
+from convfilter.run.placement import Placement, choose_placement, is_zarr_path
 from convfilter.run.runner import Runner
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -95,10 +96,14 @@ def filter_paths(
     if opts.json_lines:
         check_open(1, "there is nowhere to print the --json lines")
     try:
-        if is_single(paths, opts):
-            _single(paths[0], paths[1], opts, Job([], op, output), describe, too_small_param, keep_stages)
+        job = Job([], op, output)
+        where = choose_placement(paths, single=is_single(paths, opts), dask=opts.dask)
+        if where is Placement.ZARR:
+            _zarr(paths[0], paths[1], opts, job)
+        elif where is Placement.SINGLE:
+            _single(paths[0], paths[1], opts, job, describe, too_small_param, keep_stages)
         else:
-            _batch(name, paths, opts, Job([], op, output), describe)
+            _batch(name, paths, opts, job, describe, cluster=where is Placement.CLUSTER)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP as Terminated: 128 + the signal
         raise click.exceptions.Exit(interrupted_status(exc)) from None
     except BrokenPipeError:
@@ -136,11 +141,6 @@ def is_single(paths: Sequence[str], opts: BatchOptions) -> bool:
 def _single(
     input_path: str, output_path: str, opts, job: Job, describe, too_small_param, keep_stages
 ) -> None:
-    from convfilter.cluster.zarr_arrays import is_zarr_path
-
-    if is_zarr_path(input_path) or is_zarr_path(output_path):
-        _zarr(input_path, output_path, opts, job)
-        return
     if opts.recursive or opts.suffix:
         raise click.UsageError("--recursive and --suffix need -o DIR or --output-template.")
     if opts.dask is not None:
@@ -188,7 +188,7 @@ def _zarr(input_path: str, output_path: str, opts, job: Job) -> None:
     """A Zarr array in, a float32 Zarr array out, tile by tile (with --dask, as tasks on the cluster)."""
     from convfilter.cluster import zarr_arrays
 
-    if not (zarr_arrays.is_zarr_path(input_path) and zarr_arrays.is_zarr_path(output_path)):
+    if not (is_zarr_path(input_path) and is_zarr_path(output_path)):
         raise click.UsageError(
             "a .zarr array is filtered into a .zarr array: give both INPUT and OUTPUT as .zarr"
         )
@@ -244,7 +244,7 @@ def _read_list(opts: BatchOptions) -> list[str]:
     return [name.decode(sys.getfilesystemencoding(), "surrogateescape") for name in names if name]
 
 
-def _batch(name: str, paths: Sequence[str], opts, job: Job, describe) -> None:
+def _batch(name: str, paths: Sequence[str], opts, job: Job, describe, *, cluster: bool) -> None:
     if opts.output_dir is None and opts.output_template is None:
         raise click.UsageError("--files-from needs -o DIR or --output-template to name the outputs.")
     if opts.output_template is not None and opts.suffix:
@@ -271,7 +271,7 @@ def _batch(name: str, paths: Sequence[str], opts, job: Job, describe) -> None:
         fmt=opts.out_format,
     )
     address = None
-    if opts.dask is not None:
+    if cluster:
         from convfilter.cluster.connect import require_dask, resolve_address
 
         address = resolve_address(opts.dask)

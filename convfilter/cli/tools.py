@@ -295,10 +295,15 @@ def explain_command(  # long: a dozen options resolved into one explain() call
         raise click.BadParameter(f"{bias} is not a finite number.", param_hint="'--bias'")
     source = ""
     if image is not None:
-        from convfilter.cluster.zarr_arrays import is_zarr_path, open_input
         from convfilter.run.files import read_input
+        from convfilter.run.placement import is_zarr_path
 
-        shape = tuple(open_input(image).shape) if is_zarr_path(image) else read_input(image).shape
+        if is_zarr_path(image):
+            from convfilter.cluster.zarr_arrays import open_input
+
+            shape = tuple(open_input(image).shape)
+        else:
+            shape = read_input(image).shape
         source = f"{image}: "
     try:
         result = explain(

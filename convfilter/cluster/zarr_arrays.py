@@ -27,15 +27,13 @@ import numpy as np
 from convfilter.errors import ArgumentError, ConvFilterError, ImageTooSmallError, one_line
 from convfilter.io.atomic import exists_message
 from convfilter.ops.spec import Conv2DSpec
+from convfilter.run.placement import is_zarr_path
+
+__all__ = ["filter_zarr", "is_zarr_path", "open_input", "require_zarr"]
 
 TILES_PER_TASK = 4
 """Output tiles per Dask task: each task is worth its round trip, and a worker holds few windows."""
 EXTRA = "pip install 'convfilter[dask]'"
-
-
-def is_zarr_path(path: str) -> bool:
-    """Whether ``path`` names a Zarr array (a ``.zarr`` directory)."""
-    return path.rstrip("/").lower().endswith(".zarr")
 
 
 def require_zarr() -> Any:
