@@ -58,11 +58,27 @@ def value_text(value: float) -> str:
 def stage_settings(stage: Any) -> str:
     """``"stride 2×1 · padding 'valid' · dilation 1×1"`` (pools: no dilation) plus a non-zero bias."""
     parts = [f"stride {shape_text(stage.stride)}", f"padding {padding_text(stage.padding)}"]
-    if hasattr(stage, "dilation"):
+    if stage.params:  # a layer with weights (a pooling window has none, nor dilation or bias)
         parts.append(f"dilation {shape_text(stage.dilation)}")
-    if getattr(stage, "bias", 0.0):
-        parts.append(f"bias {value_text(stage.bias)}")
+        if stage.bias:
+            parts.append(f"bias {value_text(stage.bias)}")
+    if getattr(stage, "transpose", False):
+        parts.append("transposed")
     return " · ".join(parts)
+
+
+def weight_mosaic(weights: np.ndarray) -> np.ndarray:
+    """2-D weights as they are; ``(kh, kw, C, N)`` weights as one grid, a row of kernels per channel and a
+    column per filter, with a blank (NaN) line between them."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim == 2:
+        return weights
+    kh, kw, channels, filters = weights.shape
+    grid = np.full((channels * (kh + 1) - 1, filters * (kw + 1) - 1), np.nan)
+    for c in range(channels):
+        for f in range(filters):
+            grid[c * (kh + 1) : c * (kh + 1) + kh, f * (kw + 1) : f * (kw + 1) + kw] = weights[:, :, c, f]
+    return grid
 
 
 def value_range(values: np.ndarray) -> str:
@@ -83,6 +99,7 @@ def compare_figure(
     input_max: float | None = 255.0,
     mapping: str | None = None,
     title: str | None = None,
+    input_note: str = "",
 ) -> None:
     """Draw the comparison figure for ``image`` run through ``stages`` and write it to ``path`` atomically.
 
@@ -90,7 +107,8 @@ def compare_figure(
     and ``outputs`` their raw float results, in order. ``input_max`` is the
     top of the input's pixel scale (255 for 8-bit images; ``None``: the
     input's own min..max, for matrices); ``mapping`` names
-    the ``--range`` mode used to write the output, for the caption.
+    the ``--range`` mode used to write the output, for the caption;
+    ``input_note`` is added to the input's title (``channel 1 of 3``).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -104,7 +122,7 @@ def compare_figure(
         FigureCanvasAgg(fig)
         fig.get_layout_engine().set(wspace=0.1)
         axes = fig.subplots(1, 3, width_ratios=[1, 0.8, 1])
-        _image_panel(fig, axes[0], image, f"Input {shape_text(image.shape)}", pending, *limits)
+        _image_panel(fig, axes[0], image, f"Input {shape_text(image.shape)}{input_note}", pending, *limits)
         _stage_panel(fig, axes[1], stages[0], None, pending)
         _image_panel(fig, axes[2], outputs[0], f"Output {shape_text(outputs[0].shape)}", pending)
         raw = "raw values" if mapping == "raw" else "raw values before mapping"
@@ -116,7 +134,13 @@ def compare_figure(
         fig.get_layout_engine().set(wspace=0.12, hspace=0.08)
         axes = fig.subplots(2, columns, height_ratios=[1.25, 1])
         _image_panel(
-            fig, axes[0, 0], image, f"Input {shape_text(image.shape)}", pending, vmin=0, vmax=input_max
+            fig,
+            axes[0, 0],
+            image,
+            f"Input {shape_text(image.shape)}{input_note}",
+            pending,
+            vmin=0,
+            vmax=input_max,
         )
         axes[1, 0].set_axis_off()
         axes[1, 0].text(
@@ -177,17 +201,21 @@ def _image_panel(
 
 def _stage_panel(fig: Any, ax: Any, stage: Any, number: int | None, pending: list) -> None:
     prefix = f"{number}: " if number is not None else ""
-    if hasattr(stage, "kernel"):
-        grid = np.asarray(stage.weights, dtype=np.float64)
-        label = f"{prefix}Kernel {shape_text(grid.shape)} ({stage.label})"
+    weighted = bool(stage.params)  # a convolution; a pooling window has no weights
+    if weighted:
+        grid = weight_mosaic(stage.weights)
+        label = f"{prefix}Kernel {shape_text(stage.window)} ({stage.label})"
+        if stage.channels > 1 or stage.filters > 1:
+            c, n = stage.channels, stage.filters
+            label += f"\n{c} channel{'s' if c > 1 else ''} down, {n} filter{'s' if n > 1 else ''} across"
     else:
         grid = np.full(stage.window, 1.0 / (stage.size * stage.size))
         label = f"{prefix}{stage.name} {shape_text(stage.window)}"
-    limit = float(np.abs(grid).max()) or 1.0
-    factor = _label_factor(grid) if hasattr(stage, "kernel") else 1
+    limit = float(np.nanmax(np.abs(grid))) or 1.0
+    factor = _label_factor(grid) if weighted else 1
     if factor != 1:
         label += f"\ncells show weights × {factor:g}"
-    if hasattr(stage, "kernel"):  # diverging: red positive, blue negative, white 0; never fully saturated
+    if weighted:  # diverging: red positive, blue negative, white 0; never fully saturated
         shown = ax.imshow(grid, cmap="RdBu_r", vmin=-1.3 * limit, vmax=1.3 * limit, interpolation="nearest")
     else:  # a pooling window has no weights: a plain light grid
         shown = ax.imshow(np.zeros(grid.shape), cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
@@ -204,7 +232,7 @@ def _stage_panel(fig: Any, ax: Any, stage: Any, number: int | None, pending: lis
     if max(grid.shape) > 15:
         ax.set_xticks(range(0, grid.shape[1], 5))
         ax.set_yticks(range(0, grid.shape[0], 5))
-    if hasattr(stage, "kernel"):
+    if weighted:
         if max(grid.shape) <= ANNOTATE_KERNEL_UP_TO:
             pending.append((ax, grid, shown, None, factor))
         else:
@@ -221,8 +249,8 @@ def _label_factor(grid: np.ndarray) -> int:
     A 9x9 gaussian's weights run from 0.000763 to 0.0417; times 1000 they
     print as 0.763 .. 41.7, which fits the cells.
     """
-    largest = float(np.abs(grid).max())
-    longest = max(len(value_text(v)) for v in grid.ravel())
+    largest = float(np.nanmax(np.abs(grid)))
+    longest = max(len(value_text(v)) for v in grid.ravel() if np.isfinite(v))
     if max(grid.shape) <= 5 or longest <= 5 or largest == 0 or largest >= 1:
         return 1
     return int(10 ** (1 - int(np.floor(np.log10(largest)))))
@@ -235,13 +263,15 @@ def _annotate_all(fig: Any, pending: list) -> None:
     fig.canvas.draw()  # settle the layout once, to know how large the cells are
     for ax, values, shown, text, factor in pending:
         rows, cols = values.shape
-        labels = [[text or value_text(v * factor) for v in row] for row in values]
+        labels = [[text or ("" if np.isnan(v) else value_text(v * factor)) for v in row] for row in values]
         longest = max(len(label) for row in labels for label in row)
         box = ax.get_window_extent()
         cell_w, cell_h = (box.width / cols) * 72 / DPI, (box.height / rows) * 72 / DPI
         fontsize = max(6.0, min(13.0, 0.9 * cell_w / (0.62 * longest), 0.45 * cell_h))
         norm, cmap = shown.norm, shown.get_cmap()
         for (r, c), value in np.ndenumerate(values):
+            if not text and np.isnan(value):  # the blank line between two kernels of a mosaic
+                continue
             red, green, blue, _ = cmap(norm(0 if text else value))
             color = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
             ax.text(c, r, labels[r][c], ha="center", va="center", fontsize=fontsize, color=color)

@@ -84,24 +84,28 @@ class LearnResult:
     output_shape: tuple[int, int]
 
 
-def read_operand(path: str) -> tuple[np.ndarray, float | None]:
+def read_operand(path: str, channels: int = 1) -> tuple[np.ndarray, float | None]:
     """Read BEFORE or AFTER: an image (``values, max_value``) or a matrix file (``values, None``).
 
     Images follow the grayscale rule of :mod:`convfilter.io.modes`; matrix files
     (``.npy`` read with ``allow_pickle=False``, ``.csv``, ``.txt``) hold numbers
-    used as they are. Errors are :class:`ConvFilterError` naming ``path``.
+    used as they are. ``channels`` > 1 reads all C channels (``H x W x C``), as
+    a kernel of shape ``(kh, kw, C, 1)`` does. Errors are :class:`ConvFilterError` naming ``path``.
     """
-    data = read_input(path)
-    return data.channels[0].astype(np.float64), None if is_matrix_path(path) else data.max_value
+    data = read_input(path, channels=channels)
+    values = data.channels.astype(np.float64)
+    values = values[0] if channels == 1 else np.moveaxis(values, 0, -1)
+    return values, None if is_matrix_path(path) else data.max_value
 
 
-def read_pair(before_path: str, after_path: str) -> tuple[np.ndarray, np.ndarray]:
+def read_pair(before_path: str, after_path: str, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """BEFORE and AFTER as float64 arrays, AFTER in BEFORE's scale (see the module's note on scales).
 
     A matrix file takes the scale of the other file when that is an image (a
     matrix made by filtering an image holds values in the image's scale).
+    BEFORE has ``channels`` channels (``H x W x C`` when more than one).
     """
-    before, before_scale = read_operand(before_path)
+    before, before_scale = read_operand(before_path, channels)
     after, after_scale = read_operand(after_path)
     if before_scale is not None and after_scale is not None and before_scale != after_scale:
         after = after * (before_scale / after_scale)
@@ -164,7 +168,8 @@ def learn_kernel(
 ) -> LearnResult:
     """Train a single-filter ``Conv2D`` so that it maps ``before`` onto ``after``; return what it learned.
 
-    ``before`` and ``after`` are 2-D arrays in the same scale; ``after``'s
+    ``before`` is ``H x W`` or ``H x W x C`` (then the kernel learned is
+    ``(kh, kw, C, 1)``, reading every channel) and ``after`` ``H' x W'``, in the same scale; ``after``'s
     shape must be the output shape of a ``size`` kernel with these
     ``stride``/``padding``/``dilation`` on ``before``. ``'full'`` padding and
     non-zero ``border`` modes pad ``before`` once, before training (it is
@@ -173,16 +178,18 @@ def learn_kernel(
     every :data:`STEPS_PER_CALL` epochs (loss relative to the target's mean
     square). Raises ``ValueError`` for bad arguments or mismatched shapes.
     """
-    before = _matrix(before, "before")
+    before = _matrix(before, "before", channels_allowed=True)
     after = _matrix(after, "after")
     window = check_size(size)
-    stage = Conv2DSpec(np.zeros(window), stride, padding, dilation, 0.0, border, name="learned")
+    channels = 1 if before.ndim == 2 else before.shape[2]
+    shape = window if channels == 1 else (*window, channels, 1)
+    stage = Conv2DSpec(np.zeros(shape), stride, padding, dilation, 0.0, border, name="learned")
     stride, padding, dilation, border = stage.stride, stage.padding, stage.dilation, stage.border
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ArgumentError(f"epochs must be a positive integer, got {epochs!r}")
     if not (isinstance(learning_rate, int | float) and math.isfinite(learning_rate) and learning_rate > 0):
         raise ArgumentError(f"learning rate must be a positive number, got {learning_rate!r}")
-    (expected,) = ChainSpec((replace(stage, border="zero"),)).shapes(before.shape)
+    (expected,) = ChainSpec((replace(stage, border="zero"),)).shapes(before.shape[:2])
     if after.shape != expected:
         raise PairError(
             f"AFTER is {after.shape[0]}x{after.shape[1]} but a {window[0]}x{window[1]} kernel with stride "
@@ -211,15 +218,16 @@ def learn_kernel(
         epochs=epochs_run,
         max_epochs=epochs,
         stopped_early=stopped,
-        input_shape=before.shape,
+        input_shape=before.shape[:2],
         output_shape=after.shape,
     )
 
 
-def _matrix(values: np.ndarray, name: str) -> np.ndarray:
+def _matrix(values: np.ndarray, name: str, channels_allowed: bool = False) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 2 or values.size == 0:
-        raise PairError(f"{name} must be a non-empty 2-D array, got shape {values.shape}")
+    if values.ndim not in ((2, 3) if channels_allowed else (2,)) or values.size == 0:
+        what = "2-D (or H x W x C)" if channels_allowed else "2-D"
+        raise PairError(f"{name} must be a non-empty {what} array, got shape {values.shape}")
     if not np.isfinite(values).all():
         raise PairError(f"{name} must hold finite values")
     return values
@@ -232,17 +240,18 @@ def _train(before, after, stage, learn_bias, epochs, learning_rate, seed, progre
     import tensorflow as tf
 
     scale = float(np.abs(before).max()) or 1.0
-    x = (before / scale).astype(np.float32)[np.newaxis, ..., np.newaxis]
+    x = (before / scale).astype(np.float32)[np.newaxis]
+    x = x[..., np.newaxis] if x.ndim == 3 else x
     y = (after / scale).astype(np.float32)[np.newaxis, ..., np.newaxis]
 
-    inputs = keras.Input(shape=(*before.shape, 1), name="image")
+    inputs = keras.Input(shape=x.shape[1:], name="image")
     layer_stage = Conv2DSpec(
         stage.kernel, stage.stride, stage.padding, stage.dilation, 1.0 if learn_bias else 0.0
     )
-    output = add_stage(keras, inputs, layer_stage, before.shape, "conv")
+    output = add_stage(keras, inputs, layer_stage, before.shape[:2], "conv")
     conv = keras.Model(inputs, output).get_layer("conv")
     rng = np.random.default_rng(seed)
-    initial = [rng.normal(0.0, 1.0 / stage.kernel.size, stage.kernel.shape + (1, 1)).astype(np.float32)]
+    initial = [rng.normal(0.0, 1.0 / stage.kernel.size, stage.weights4.shape).astype(np.float32)]
     if learn_bias:
         initial.append(np.zeros(1, dtype=np.float32))
     conv.set_weights(initial)
@@ -270,7 +279,8 @@ def _train(before, after, stage, learn_bias, epochs, learning_rate, seed, progre
     if monitor.best_weights is not None:
         conv.set_weights(monitor.best_weights)
     weights = conv.get_weights()
-    kernel = weights[0][..., 0, 0].astype(np.float64)
+    kernel = weights[0][..., 0].astype(np.float64)  # (kh, kw, C)
+    kernel = kernel[..., 0] if kernel.shape[2] == 1 else kernel[..., np.newaxis]  # 2-D, or (kh, kw, C, 1)
     bias = float(weights[1][0]) * scale if learn_bias else None
     return kernel, bias, monitor.epochs, monitor.stopped
 

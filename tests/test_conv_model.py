@@ -381,3 +381,59 @@ def test_chain_stages_may_be_transposed_or_read_the_channels_of_the_stage_before
         "Error: the last stage gives 2 channels; a chain writes one: end with a stage that reads them all "
         "(a 4-D kernel of shape (kh, kw, 2, 1))"
     )
+
+
+def test_weight_mosaic_lays_out_channels_down_and_filters_across():
+    from convfilter.figures import weight_mosaic
+
+    weights = np.arange(2 * 3 * 2 * 3, dtype=np.float64).reshape(2, 3, 2, 3)
+    grid = weight_mosaic(weights)
+    assert grid.shape == (2 * 3 - 1, 3 * 4 - 1)
+    for channel in range(2):
+        for f in range(3):
+            block = grid[channel * 3 : channel * 3 + 2, f * 4 : f * 4 + 3]
+            np.testing.assert_array_equal(block, weights[:, :, channel, f])
+    assert np.isnan(grid[2]).all() and np.isnan(grid[:, 3]).all() and np.isnan(grid[:, 7]).all()
+    np.testing.assert_array_equal(weight_mosaic(np.eye(3)), np.eye(3))
+
+
+def test_bank_compare_draws_the_n_kernels_and_the_combined_output(tmp_path, gray_png):
+    fig = tmp_path / "fig.png"
+    result = run("bank", "sobel-x", "sobel-y", gray_png, tmp_path / "out.png", "--compare", fig)
+    assert result.exit_code == 0, result.output
+    with Image.open(fig) as figure:
+        assert figure.format == "PNG" and figure.size[0] > figure.size[1]
+    stacked = run(
+        "bank",
+        "sobel-x",
+        "sobel-y",
+        gray_png,
+        tmp_path / "o.npy",
+        "--combine",
+        "stack",
+        "--compare",
+        tmp_path / "f2.png",
+    )
+    assert stacked.exit_code == 2
+    assert (
+        stacked.output.splitlines()[-1]
+        == "Error: --compare draws one output; --combine stack keeps N: leave one out"
+    )
+
+
+@pytest.mark.slow
+def test_learn_reads_every_channel_and_finds_the_kernel(tmp_path):
+    before = RNG.integers(0, 256, (30, 34, 3)).astype(np.float64)
+    weights = RNG.normal(size=(3, 3, 3, 1)) / 5
+    np.save(tmp_path / "before.npy", before)
+    np.save(tmp_path / "after.npy", correlate_channels(before, weights)[..., 0])
+    args = ["learn", tmp_path / "before.npy", tmp_path / "after.npy", "--size", 3, "--channels", 3]
+    result = run(*args, "-o", tmp_path / "k.npy")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("learned 3x3x3x1 kernel: BEFORE 30x34 -> AFTER 28x32")
+    np.testing.assert_allclose(np.load(tmp_path / "k.npy"), weights, atol=1e-3)
+    csv = run(*args, "-o", tmp_path / "k.csv")
+    assert csv.exit_code == 2
+    mismatch = run("learn", tmp_path / "before.npy", tmp_path / "after.npy", "--size", 3, "--channels", 2)
+    assert mismatch.exit_code == 1
+    assert "has 3 channels (an H x W x 3 array), but the kernel reads 2" in mismatch.output

@@ -122,7 +122,14 @@ def build_kernels(tokens: Sequence[str], named: dict) -> tuple[list, list[str], 
     default=None,
     help="Also save the Conv2D(N, ...) model (its output: the N filters' responses, before --combine).",
 )
-def bank_command(args, combine, size, sigma, seed, verbose, batch, export_path, **params):
+@click.option(
+    "--compare",
+    "compare_path",
+    metavar="FIGURE",
+    default=None,
+    help="Also draw input, the N kernels as heat maps and the combined output (.png, .pdf or .svg).",
+)
+def bank_command(args, combine, size, sigma, seed, verbose, batch, export_path, compare_path, **params):
     tokens, paths = split_kernels(args)
     if not tokens:
         raise click.UsageError("give at least one KERNEL (a name or a SPEC) before the paths")
@@ -130,13 +137,29 @@ def bank_command(args, combine, size, sigma, seed, verbose, batch, export_path, 
     grids, names, used = build_kernels(tokens, {"size": size, "sigma": sigma, "seed": seed})
     op = BankSpec(tuple(grids), tuple(names), **conv, combine=combine)
     if combine == "stack":
+        if compare_path:
+            raise click.UsageError("--compare draws one output; --combine stack keeps N: leave one out")
         write_stacked(op, paths, batch, output, used, verbose, export_path)
         return
     check_single_side_outputs(
-        paths, batch, None, export_path, color=output["color"], border=conv["border"], padding=conv["padding"]
+        paths,
+        batch,
+        compare_path,
+        export_path,
+        color=output["color"],
+        border=conv["border"],
+        padding=conv["padding"],
     )
 
     def report(op: BankSpec, result: FilterResult) -> None:
         click.echo("\n".join(report_bank(op, used, result)), err=True)
 
-    run_op(op, paths, batch, output, report=report if verbose else None, export_path=export_path)
+    run_op(
+        op,
+        paths,
+        batch,
+        output,
+        report=report if verbose else None,
+        export_path=export_path,
+        compare_path=compare_path,
+    )

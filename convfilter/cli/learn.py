@@ -21,6 +21,7 @@ from convfilter.learn import (
     read_pair,
     save_kernel,
 )
+from convfilter.ops.conv import MAX_CHANNELS
 from convfilter.ops.kernels import MAX_KERNEL_SIZE, format_grid
 from convfilter.ops.spec import Conv2DSpec, check_border_use
 
@@ -107,11 +108,21 @@ def learn_command(conv_options: Callable) -> click.Command:  # long: mostly opti
     @click.option(
         "--overwrite", is_flag=True, help="Replace -o KERNEL, --compare and --export files that exist."
     )
+    @click.option(
+        "--channels",
+        type=click.IntRange(1, MAX_CHANNELS),
+        default=1,
+        show_default=True,
+        metavar="C",
+        help="Read BEFORE's C channels (alpha too) and learn a (K, K, C, 1) kernel reading them all "
+        "(saved as .npy).",
+    )
     @show_options
     def learn(
         before_path,
         after_path,
         size,
+        channels,
         kernel_path,
         learn_bias,
         epochs,
@@ -130,6 +141,10 @@ def learn_command(conv_options: Callable) -> click.Command:  # long: mostly opti
         check_border_use(border, padding)
         if kernel_path:
             check_kernel_path(kernel_path)
+            if channels > 1 and not kernel_path.lower().endswith(".npy"):
+                raise click.BadParameter(
+                    f"{kernel_path}: a (K, K, {channels}, 1) kernel is saved as .npy", param_hint="'-o'"
+                )
         refuse_existing([kernel_path], overwrite)
         check_distinct({"BEFORE": before_path, "AFTER": after_path}, {"--output": kernel_path})
         check_side_outputs(
@@ -141,7 +156,7 @@ def learn_command(conv_options: Callable) -> click.Command:  # long: mostly opti
             padding=padding,
             overwrite=overwrite,
         )
-        before, after = read_pair(before_path, after_path)
+        before, after = read_pair(before_path, after_path, channels)
         progress = _progress if sys.stderr.isatty() else None
         try:
             result = learn_kernel(
@@ -173,27 +188,35 @@ def learn_command(conv_options: Callable) -> click.Command:  # long: mostly opti
             output = filter_array(before, result.kernel, bias=result.bias or 0.0, **settings)
             compare_figure(
                 compare_path,
-                before,
+                before if channels == 1 else before[..., 0],
                 [stage],
                 [output],
                 input_max=None,
                 title=f"learned from {before_path} → {after_path}: BEFORE, the learned kernel, its output",
+                input_note="" if channels == 1 else f" (channel 1 of {channels})",
             )
         if export_path:
-            export_stack(export_path, [stage], before.shape)
+            export_stack(export_path, [stage], before.shape[:2])
 
     learn.params.extend(picked_params(conv_options, ("stride", "padding", "dilation", "border")))
     return learn
 
 
 def _print_learned(result, stride, padding, dilation) -> None:
-    kh, kw = result.kernel.shape
+    kh, kw = result.kernel.shape[:2]
     (h, w), (oh, ow) = result.input_shape, result.output_shape
     stage = Conv2DSpec(result.kernel, stride, padding, dilation)
-    lines = [
-        f"learned {kh}x{kw} kernel: BEFORE {h}x{w} -> AFTER {oh}x{ow} ({stage_settings(stage)})",
-        "\n".join("  " + row for row in format_grid(result.kernel).splitlines()),
-    ]
+    shape = f"{kh}x{kw}" if result.kernel.ndim == 2 else f"{kh}x{kw}x{stage.channels}x1"
+    lines = [f"learned {shape} kernel: BEFORE {h}x{w} -> AFTER {oh}x{ow} ({stage_settings(stage)})"]
+    grids = (
+        [result.kernel]
+        if result.kernel.ndim == 2
+        else [result.kernel[:, :, c, 0] for c in range(stage.channels)]
+    )
+    for channel, grid in enumerate(grids, start=1):
+        if len(grids) > 1:
+            lines.append(f"  channel {channel}:")
+        lines.append("\n".join("  " + row for row in format_grid(grid).splitlines()))
     if result.bias is not None:
         lines.append(f"bias: {result.bias:.6g}")
     lines.append(

@@ -86,6 +86,7 @@ def write_side_outputs(
             [values[0] for values in outputs],
             input_max=None if is_matrix_path(result.input) else result.input_max,
             mapping=result.range_mode,
+            input_note=f" (channel 1 of {op.channels})" if op.channels > 1 else "",
         )
     if export_path:
         export_stack(export_path, op.stages, result.input_shape)
