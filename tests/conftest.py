@@ -42,3 +42,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def crop_png(tmp_path: Path) -> Path:
+    """A 40x48 crop of the sample image: real texture, small enough to be fast."""
+    with Image.open(SAMPLES / "ascent.png") as img:
+        pixels = np.asarray(img)
+    path = tmp_path / "crop.png"
+    Image.fromarray(pixels[200:240, 100:148]).save(path)
+    return path
