@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 from convfilter.animation.steps import Animation, number_text
 from convfilter.errors import ArgumentError, ConvFilterError
 from convfilter.io.atomic import atomic_file
+from convfilter.ops.geometry import padding_text
 
 MAX_SIDE = 1800
 """Largest frame width or height, in pixels."""
@@ -120,7 +121,7 @@ def title(animation: Animation) -> str:
     extra = f", output padding {op.output_padding}" if animation.transpose and op.output_padding else ""
     border = "" if animation.transpose or op.border == "zero" or op.padding == "valid" else f" ({op.border})"
     return (
-        f"{layer} {kh}x{kw}, stride {sy}x{sx}, padding '{op.padding}'{border}, dilation {dy}x{dx}{extra}: "
+        f"{layer} {kh}x{kw}, stride {sy}x{sx}, padding {padding_text(op.padding)}{border}, dilation {dy}x{dx}{extra}: "
         f"{h}x{w} -> {oh}x{ow}"
     )
 
