@@ -121,8 +121,8 @@ def title(animation: Animation) -> str:
     extra = f", output padding {op.output_padding}" if animation.transpose and op.output_padding else ""
     border = "" if animation.transpose or op.border == "zero" or op.padding == "valid" else f" ({op.border})"
     return (
-        f"{layer} {kh}x{kw}, stride {sy}x{sx}, padding {padding_text(op.padding)}{border}, dilation {dy}x{dx}{extra}: "
-        f"{h}x{w} -> {oh}x{ow}"
+        f"{layer} {kh}x{kw}, stride {sy}x{sx}, padding {padding_text(op.padding)}{border}, "
+        f"dilation {dy}x{dx}{extra}: {h}x{w} -> {oh}x{ow}"
     )
 
 
