@@ -54,7 +54,14 @@ def report_conv(op: Conv2DSpec, params: dict, result: FilterResult) -> None:
             f"layer:   {op.describe()}: the kernel added at every input pixel, {op.stride[0]}x{op.stride[1]} "
             f"apart, cropped top {top}, bottom {bottom}, left {left}, right {right}"
         )
-        lines.append("engine:  the Conv2DTranspose layer itself, tile by tile beyond --tile-size")
+        if op.channels == 1:
+            phases = op.stride[0] * op.stride[1]
+            lines.append(
+                f"engine:  same result, computed fast: the scatter-add's {phases} phase(s) (rows and columns "
+                "modulo the stride) as the filters of one blocked Conv2D, tile by tile beyond --tile-size"
+            )
+        else:
+            lines.append("engine:  the Conv2DTranspose layer itself, tile by tile beyond --tile-size")
     else:
         lines.append(_describe_layer(op, result.input_shape))
         if op.layout == "blocked":
