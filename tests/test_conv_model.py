@@ -437,3 +437,20 @@ def test_learn_reads_every_channel_and_finds_the_kernel(tmp_path):
     mismatch = run("learn", tmp_path / "before.npy", tmp_path / "after.npy", "--size", 3, "--channels", 2)
     assert mismatch.exit_code == 1
     assert "has 3 channels (an H x W x 3 array), but the kernel reads 2" in mismatch.output
+
+
+def test_an_output_beyond_max_pixels_is_refused_before_the_model_runs(tmp_path):
+    x = RNG.integers(0, 256, (20, 20)).astype(np.uint8)
+    Image.fromarray(x).save(tmp_path / "in.png")
+    args = ["blur", tmp_path / "in.png", tmp_path / "up.png", "--transpose", "--stride", 50, 50]
+    refused = run(*args, "--max-pixels", 500_000)
+    assert refused.exit_code == 1
+    assert refused.output == (
+        f"Error: {tmp_path / 'in.png'}: the output would be 1002x1002 = 1004004 pixels, more than the "
+        "limit of 500000; raise it with --max-pixels if you mean it\n"
+    )
+    assert not (tmp_path / "up.png").exists()
+    raised = run(*args, "--max-pixels", 1_100_000)  # the advised option does what it says
+    assert raised.exit_code == 0, raised.output
+    with Image.open(tmp_path / "up.png") as img:
+        assert img.size == (1002, 1002)

@@ -20,7 +20,7 @@ from convfilter.io.pixels import resolve_range
 from convfilter.ops.conv import Conv2DSpec
 from convfilter.run.files import output_target, plan_output, read_input, write_output
 from convfilter.run.jobs import OutputSettings
-from convfilter.run.runner import png_params
+from convfilter.run.runner import check_output_pixels, png_params
 
 
 @dataclass
@@ -99,9 +99,10 @@ def write_stack(
         keep_dtype=True,
     )
     try:
-        op.output_shape(data.shape)
+        out_shape = op.output_shape(data.shape)
     except ConvFilterError as exc:
         raise type(exc)(f"{input_path}: {exc}") from None
+    check_output_pixels(input_path, out_shape, settings.max_pixels)
     responses = filter_batch(data.channels, replace(op, combine="stack"), tile_size=settings.tile_size)[0]
     if single:
         with atomic_file(outputs, replace=settings.overwrite) as handle:

@@ -259,6 +259,7 @@ class Runner:
             out_shape = self.op.output_shape(data.shape)
         except ConvFilterError as exc:
             raise type(exc)(f"{name}: {exc}") from None
+        check_output_pixels(name, out_shape, s.max_pixels)
         depth, out_mode = output_target(job.plan, data, name)
         if job.plan.fmt is not None:
             check_size(job.output, job.plan.fmt, out_shape)
@@ -333,6 +334,20 @@ class Runner:
         )
         return FileResult(
             job.input, job.output, WRITTEN, data.shape, decoded.out_shape, detail=detail, data=encoded
+        )
+
+
+def check_output_pixels(name: str, shape: tuple[int, int], max_pixels: int | None) -> None:
+    """Refuse, before the model runs, an output of more than ``max_pixels`` pixels.
+
+    A transposed convolution with a large stride (or a large 'full' padding)
+    can ask for far more pixels than it reads; ``--max-pixels`` bounds outputs as it bounds inputs.
+    """
+    height, width = shape
+    if max_pixels is not None and height * width > max_pixels:
+        raise ConvFilterError(
+            f"{name}: the output would be {height}x{width} = {height * width} pixels, more than the limit "
+            f"of {max_pixels}; raise it with --max-pixels if you mean it"
         )
 
 
