@@ -446,11 +446,11 @@ def test_an_output_beyond_max_pixels_is_refused_before_the_model_runs(tmp_path):
     refused = run(*args, "--max-pixels", 500_000)
     assert refused.exit_code == 1
     assert refused.output == (
-        f"Error: {tmp_path / 'in.png'}: the output would be 1002x1002 = 1004004 pixels, more than the "
+        f"Error: {tmp_path / 'in.png'}: the output would be 1000x1000 = 1000000 pixels, more than the "
         "limit of 500000; raise it with --max-pixels if you mean it\n"
     )
     assert not (tmp_path / "up.png").exists()
     raised = run(*args, "--max-pixels", 1_100_000)  # the advised option does what it says
     assert raised.exit_code == 0, raised.output
     with Image.open(tmp_path / "up.png") as img:
-        assert img.size == (1002, 1002)
+        assert img.size == (1000, 1000)
