@@ -192,6 +192,18 @@ def test_a_real_scheduler_and_workers(tmp_path):
         remote = _run(["edge", "in", "-r", "-o", "out", "--dask", address, "--dask-timeout", "60"], there)
         assert (remote.returncode, remote.stderr) == (local.returncode, local.stderr)
         assert _tree(here) == _tree(there)
+        # The workers run in another directory: a Zarr array named relative to the client's is still found.
+        zarr = pytest.importorskip("zarr")
+        x = np.random.default_rng(4).integers(0, 256, (30, 40)).astype(np.uint8)
+        for root in (here, there):
+            zarr.create_array(str(root / "scan.zarr"), shape=x.shape, chunks=(16, 16), dtype="uint8")[:] = x
+        args = ["blur", "scan.zarr", "out.zarr", "--tile-size", "16"]
+        local = _run(args, here)
+        remote = _run([*args, "--dask", address, "--dask-timeout", "60"], there)
+        assert (remote.returncode, remote.stderr) == (local.returncode, local.stderr) == (0, b"")
+        np.testing.assert_array_equal(
+            zarr.open_array(str(there / "out.zarr"))[:], zarr.open_array(str(here / "out.zarr"))[:]
+        )
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
@@ -200,6 +212,31 @@ def test_a_real_scheduler_and_workers(tmp_path):
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@pytest.mark.parametrize(
+    "address, message",
+    [
+        (
+            "tls://127.0.0.1:8786",
+            "tls://127.0.0.1:8786: the scheme 'tls://' is not one convfilter connects with; give tcp://HOST:PORT "
+            "(TLS and UCX need security or network settings that convfilter does not take)",
+        ),
+        (
+            "ucx://10.0.0.1:13337",
+            "ucx://10.0.0.1:13337: the scheme 'ucx://' is not one convfilter connects with",
+        ),
+        ("local:100000", "local:100000 would start 100000 worker processes"),
+    ],
+)
+def test_addresses_convfilter_cannot_use_are_one_usage_line(tmp_path, address, message):
+    _folder(tmp_path, count=1, broken=False)
+    done = _run(["blur", "in", "-r", "-o", "out", "--dask", address], tmp_path)
+    assert done.returncode == 2
+    last = done.stderr.decode().splitlines()[-1]
+    assert last.startswith("Error: Invalid value for '--dask': " + message), last
+    assert "Traceback" not in done.stderr.decode()
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_unreachable_scheduler_is_one_error_line(tmp_path):

@@ -156,3 +156,71 @@ def test_bad_zarr_inputs(tmp_path, monkeypatch):
     assert grouped.exit_code == 0, grouped.output
     assert np.allclose(zarr.open_array("o.zarr")[:], 1.0)
     assert not (tmp_path / "oo.zarr").exists()
+
+
+# --- the promises of the single-file path, for arrays ------------------------------------------------
+
+
+def _array(path, values, chunks=(8, 8)):
+    zarr.create_array(str(path), shape=values.shape, chunks=chunks, dtype=values.dtype)[:] = values
+    return str(path)
+
+
+def test_overwrite_never_replaces_an_output_that_holds_or_lies_in_the_input(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    x = np.arange(100, dtype=np.float32).reshape(10, 10)
+    _array(tmp_path / "outer.zarr", x)
+    _array(tmp_path / "outer.zarr" / "inner.zarr", x)
+    runner = CliRunner()
+    holds = runner.invoke(cli, ["blur", "outer.zarr/inner.zarr", "outer.zarr", "--overwrite"])
+    assert (holds.exit_code, holds.output) == (
+        1,
+        "Error: outer.zarr: holds the input outer.zarr/inner.zarr; choose another output\n",
+    )
+    inside = runner.invoke(cli, ["blur", "outer.zarr", "outer.zarr/inner.zarr", "--overwrite"])
+    assert (inside.exit_code, inside.output) == (
+        1,
+        "Error: outer.zarr/inner.zarr: lies inside the input outer.zarr; choose another output\n",
+    )
+    np.testing.assert_array_equal(zarr.open_array("outer.zarr/inner.zarr")[:], x)  # nothing moved
+    np.testing.assert_array_equal(zarr.open_array("outer.zarr")[:], x)
+
+
+def test_a_damaged_chunk_is_one_error_line_naming_the_array_and_the_chunk(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _array(tmp_path / "in.zarr", np.ones((16, 16), dtype=np.float32))
+    chunk = next(
+        p for p in (tmp_path / "in.zarr").rglob("*") if p.is_file() and p.name == "0" and p.parent.name == "1"
+    )
+    chunk.write_bytes(b"this is not a compressed chunk")
+    done = CliRunner().invoke(cli, ["blur", "in.zarr", "out.zarr", "--tile-size", "16"])
+    assert done.exit_code == 1
+    assert done.output.startswith("Error: in.zarr: cannot read the chunk(s) of rows 0..15, columns 0..15 (")
+    assert len(done.output.splitlines()) == 1
+    assert not (tmp_path / "out.zarr").exists() and not list(tmp_path.glob(".convfilter-*"))
+
+
+def test_values_beyond_float32_are_the_matrix_files_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    x = np.zeros((10, 12))
+    x[3, 5] = 1e39
+    _array(tmp_path / "big.zarr", x)
+    done = CliRunner().invoke(cli, ["blur", "big.zarr", "out.zarr"])
+    assert (done.exit_code, done.output) == (
+        1,
+        "Error: big.zarr: value at row 4, column 6 (1e+39) does not fit a float32 (|v| <= 3.4e38)\n",
+    )
+
+
+def test_max_pixels_holds_arrays_to_the_same_guard_up_front(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    zarr.create_array("huge.zarr", shape=(200_000, 200_000), chunks=(1000, 1000), dtype="uint8")  # no data
+    done = CliRunner().invoke(cli, ["blur", "huge.zarr", "out.zarr"])
+    assert (done.exit_code, done.output) == (
+        1,
+        "Error: huge.zarr: array is 200000x200000 = 40000000000 pixels, more than the limit of 268435456; "
+        "raise it with --max-pixels if you mean it\n",
+    )
+    _array(tmp_path / "small.zarr", np.ones((10, 10), dtype=np.uint8))
+    assert CliRunner().invoke(cli, ["blur", "small.zarr", "o.zarr", "--max-pixels", "99"]).exit_code == 1
+    assert CliRunner().invoke(cli, ["blur", "small.zarr", "o.zarr", "--max-pixels", "100"]).exit_code == 0

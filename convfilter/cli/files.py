@@ -27,6 +27,7 @@ from convfilter.cli.streams import check_open, silence_stdout, write_stdout
 from convfilter.engine.model import wait_for_preload
 from convfilter.engine.tiles import DEFAULT_TILE_SIZE
 from convfilter.errors import ExitStatus, printable
+from convfilter.io.images import nesting
 from convfilter.ops.spec import Operation
 from convfilter.run.files import FilterResult
 from convfilter.run.jobs import (
@@ -197,9 +198,9 @@ def _zarr(input_path: str, output_path: str, opts, job: Job) -> None:
             "Zarr arrays are filtered by the kernel commands and custom (not pool or chain)."
         )
     zarr_arrays.require_zarr()
-    if os.path.lexists(input_path) and os.path.lexists(output_path):
-        if os.path.samefile(input_path, output_path):
-            raise click.ClickException(f"{output_path}: is the input; choose another output")
+    problem = nesting(input_path, output_path)
+    if problem is not None:  # refused before anything is moved or deleted, --overwrite or not
+        raise click.ClickException(f"{output_path}: {problem}; choose another output")
     if opts.skip_existing and os.path.lexists(output_path):
         return
     settings = job.output
@@ -211,6 +212,7 @@ def _zarr(input_path: str, output_path: str, opts, job: Job) -> None:
         tile_size=settings.tile_size or DEFAULT_TILE_SIZE,
         overwrite=opts.overwrite,
         workers=opts.jobs,
+        max_pixels=settings.max_pixels,
     )
     if opts.dask is None:
         shapes = run()

@@ -35,15 +35,38 @@ def resolve_address(value: str) -> str:
         )
     match = LOCAL.match(address)
     if match:
-        if int(match.group(1)) < 1:
+        workers, most = int(match.group(1)), max_local_workers()
+        if workers < 1:
             raise ArgumentError(f"local:N needs N >= 1 worker processes, got {address!r}", param="--dask")
+        if workers > most:
+            raise ArgumentError(
+                f"local:{workers} would start {workers} worker processes (each loads TensorFlow, about "
+                f"0.6 GB) on {os.cpu_count() or 1} cores; at most local:{most} (twice the cores)",
+                param="--dask",
+            )
         return address
     if "://" not in address:
         raise ArgumentError(
             f"expected a scheduler address such as tcp://HOST:8786, or local:N, got {address!r}",
             param="--dask",
         )
+    scheme = address.split("://", 1)[0].lower()
+    if scheme != "tcp":
+        raise ArgumentError(
+            f"{address}: the scheme {scheme + '://'!r} is not one convfilter connects with; give "
+            "tcp://HOST:PORT (TLS and UCX need security or network settings that convfilter does not take)",
+            param="--dask",
+        )
     return address
+
+
+def max_local_workers() -> int:
+    """The most worker processes ``--dask local:N`` starts: twice the cores this process may use."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return 2 * cores
 
 
 @contextlib.contextmanager

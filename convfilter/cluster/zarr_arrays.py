@@ -26,6 +26,7 @@ import numpy as np
 
 from convfilter.errors import ArgumentError, ConvFilterError, ImageTooSmallError, one_line
 from convfilter.io.atomic import exists_message
+from convfilter.io.images import nesting
 from convfilter.ops.spec import Conv2DSpec
 from convfilter.run.placement import is_zarr_path
 
@@ -45,8 +46,11 @@ def require_zarr() -> Any:
     return zarr
 
 
-def open_input(path: str) -> Any:
-    """The one 2-D array of the Zarr store at ``path`` (an array, or a group holding exactly one)."""
+def open_input(path: str, max_pixels: int | None = None) -> Any:
+    """The one 2-D array of the Zarr store at ``path`` (an array, or a group holding exactly one).
+
+    ``max_pixels`` refuses a store that declares more pixels (whatever data it holds), up front.
+    """
     zarr = require_zarr()
     if not os.path.isdir(path):
         raise ConvFilterError(f"{path}: no such Zarr array (a .zarr directory)")
@@ -63,7 +67,38 @@ def open_input(path: str) -> Any:
         raise ConvFilterError(f"{path}: a {len(node.shape)}-D Zarr array; expected a 2-D one (H x W)")
     if not np.issubdtype(node.dtype, np.number) or np.issubdtype(node.dtype, np.complexfloating):
         raise ConvFilterError(f"{path}: Zarr values of type {node.dtype}; expected real numbers")
+    height, width = node.shape
+    if max_pixels is not None and height * width > max_pixels:
+        raise ConvFilterError(
+            f"{path}: array is {height}x{width} = {height * width} pixels, more than the limit of "
+            f"{max_pixels}; raise it with --max-pixels if you mean it"
+        )
     return node
+
+
+def checked_window(path: str, array: Any, tile: Any, border: str) -> tuple[np.ndarray, tuple, tuple]:
+    """:func:`read_window`, with a chunk that cannot be read, or values beyond float32, as one Error line."""
+    try:
+        window, pad_y, pad_x = read_window(array, tile, border)
+    except Exception as exc:  # a damaged or missing chunk: zarr and its codecs raise many kinds
+        rows, cols = tile.in_rows, tile.in_cols
+        raise ConvFilterError(
+            f"{path}: cannot read the chunk(s) of rows {rows.start}..{rows.stop - 1}, columns "
+            f"{cols.start}..{cols.stop - 1} ({one_line(exc)})"
+        ) from None
+    if window.dtype.kind == "f" and window.dtype.itemsize > 4 and window.size:
+        with np.errstate(over="ignore", invalid="ignore"):
+            bad = np.argwhere(~np.isfinite(window[0].astype(np.float32)) & np.isfinite(window[0]))
+        if bad.size:
+            r, c = bad[0]
+            row = tile.in_rows.start - tile.pad_y[0] + int(r) if border == "zero" else int(r)
+            col = tile.in_cols.start - tile.pad_x[0] + int(c) if border == "zero" else int(c)
+            value = float(window[0][r, c])
+            raise ConvFilterError(
+                f"{path}: value at row {row + 1}, column {col + 1} ({value:g}) does not fit a float32 "
+                "(|v| <= 3.4e38)"
+            )
+    return window, pad_y, pad_x
 
 
 def plan(shape: tuple[int, int], op: Conv2DSpec, tile_size: int) -> tuple[list, tuple[int, int]]:
@@ -99,7 +134,12 @@ def read_window(array: Any, tile: Any, border: str) -> tuple[np.ndarray, tuple, 
 
 
 def filter_tiles_of(
-    input_path: str, output_path: str, op: Conv2DSpec, tile_size: int, indices: Sequence[int]
+    input_path: str,
+    output_path: str,
+    op: Conv2DSpec,
+    tile_size: int,
+    indices: Sequence[int],
+    shown: str | None = None,
 ) -> int:
     """Filter the output tiles numbered ``indices`` of ``input_path`` into the Zarr array at ``output_path``.
 
@@ -112,9 +152,13 @@ def filter_tiles_of(
     source = open_input(input_path)
     target = zarr.open_array(output_path, mode="r+")
     tiles, _ = plan(source.shape, op, tile_size)
+
+    def read(array, tile, border):
+        return checked_window(shown or input_path, array, tile, border)
+
     for index in indices:
         tile = tiles[index]
-        target[tile.rows, tile.cols] = run_tile(source, op, tile, read=read_window)[0]
+        target[tile.rows, tile.cols] = run_tile(source, op, tile, read=read)[0]
     return len(indices)
 
 
@@ -127,6 +171,7 @@ def filter_zarr(
     overwrite: bool = False,
     client: Any = None,
     workers: int | None = None,
+    max_pixels: int | None = None,
 ) -> tuple[tuple[int, int], tuple[int, int]]:
     """Filter the Zarr array ``input_path`` into a new float32 Zarr array ``output_path``.
 
@@ -137,7 +182,7 @@ def filter_zarr(
     ``overwrite``. Returns the input and output shapes.
     """
     zarr = require_zarr()
-    source = open_input(input_path)
+    source = open_input(input_path, max_pixels)
     shape = tuple(source.shape)
     if op.channels != 1:
         raise ConvFilterError(
@@ -147,6 +192,9 @@ def filter_zarr(
         out_shape = op.output_shape(shape)
     except ImageTooSmallError as exc:
         raise ConvFilterError(f"{input_path}: {exc}") from None
+    problem = nesting(input_path, output_path)
+    if problem is not None:  # an output replaced whole must never take the input with it
+        raise ConvFilterError(f"{output_path}: {problem}; choose another output")
     if os.path.lexists(output_path) and not overwrite:
         raise ConvFilterError(exists_message(output_path))
     tiles, chunks = plan(shape, op, tile_size)
@@ -164,9 +212,13 @@ def filter_zarr(
         groups = [
             list(range(i, min(i + TILES_PER_TASK, len(tiles)))) for i in range(0, len(tiles), TILES_PER_TASK)
         ]
+        # Workers may run in another directory: they get the input as an absolute path.
+        source_path = os.path.abspath(input_path)
         if client is not None:
             futures = [
-                client.submit(filter_tiles_of, input_path, temporary, op, tile_size, group, pure=False)
+                client.submit(
+                    filter_tiles_of, source_path, temporary, op, tile_size, group, input_path, pure=False
+                )
                 for group in groups
             ]
             client.gather(futures)
@@ -174,7 +226,10 @@ def filter_zarr(
             with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
                 list(
                     pool.map(
-                        lambda group: filter_tiles_of(input_path, temporary, op, tile_size, group), groups
+                        lambda group: filter_tiles_of(
+                            source_path, temporary, op, tile_size, group, input_path
+                        ),
+                        groups,
                     )
                 )
         _move_into_place(temporary, output_path)

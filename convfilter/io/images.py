@@ -384,6 +384,22 @@ def check_writable(path: str, *, create_dirs: bool = False) -> None:
         raise ConvFilterError(f"{path}: cannot write to directory {existing}")
 
 
+def nesting(input_path: str, output_path: str) -> str | None:
+    """Why replacing ``output_path`` would destroy ``input_path``, or ``None``.
+
+    Directory outputs (a Zarr store, a folder) are replaced whole: one that is
+    the input, holds it or lies inside it must never be, whatever ``--overwrite`` says.
+    """
+    a, b = os.path.realpath(input_path), os.path.realpath(output_path)
+    if a == b or same_file(input_path, output_path):
+        return "is the input"
+    if a.startswith(b.rstrip(os.sep) + os.sep):
+        return f"holds the input {input_path}"
+    if b.startswith(a.rstrip(os.sep) + os.sep):
+        return f"lies inside the input {input_path}"
+    return None
+
+
 def same_file(a: str, b: str) -> bool:
     """True when both paths exist and name the same file."""
     try:
