@@ -47,6 +47,10 @@ class ConvFilterError(Exception):
     """A run-time problem with an input or output; the message is one line."""
 
 
+class TooManyPixelsError(ConvFilterError):
+    """An input with more pixels than ``--max-pixels`` allows (a guard against decompression bombs)."""
+
+
 class ImageTooSmallError(ConvFilterError):
     """The image is smaller than the (dilated) kernel under 'valid' padding."""
 

@@ -42,7 +42,7 @@ import numpy as np
 from convfilter.engine.stack import add_stage
 from convfilter.errors import ArgumentError, ConvFilterError
 from convfilter.io.atomic import atomic_file
-from convfilter.io.images import check_writable
+from convfilter.io.images import DEFAULT_MAX_PIXELS, check_writable
 from convfilter.io.matrices import is_matrix_path
 from convfilter.ops.borders import pad_batch
 from convfilter.ops.geometry import padding_text, standardize_pair
@@ -84,7 +84,9 @@ class LearnResult:
     output_shape: tuple[int, int]
 
 
-def read_operand(path: str, channels: int = 1) -> tuple[np.ndarray, float | None]:
+def read_operand(
+    path: str, channels: int = 1, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, float | None]:
     """Read BEFORE or AFTER: an image (``values, max_value``) or a matrix file (``values, None``).
 
     Images follow the grayscale rule of :mod:`convfilter.io.modes`; matrix files
@@ -92,21 +94,23 @@ def read_operand(path: str, channels: int = 1) -> tuple[np.ndarray, float | None
     used as they are. ``channels`` > 1 reads all C channels (``H x W x C``), as
     a kernel of shape ``(kh, kw, C, 1)`` does. Errors are :class:`ConvFilterError` naming ``path``.
     """
-    data = read_input(path, channels=channels)
+    data = read_input(path, channels=channels, max_pixels=max_pixels)
     values = data.channels.astype(np.float64)
     values = values[0] if channels == 1 else np.moveaxis(values, 0, -1)
     return values, None if is_matrix_path(path) else data.max_value
 
 
-def read_pair(before_path: str, after_path: str, channels: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def read_pair(
+    before_path: str, after_path: str, channels: int = 1, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, np.ndarray]:
     """BEFORE and AFTER as float64 arrays, AFTER in BEFORE's scale (see the module's note on scales).
 
     A matrix file takes the scale of the other file when that is an image (a
     matrix made by filtering an image holds values in the image's scale).
     BEFORE has ``channels`` channels (``H x W x C`` when more than one).
     """
-    before, before_scale = read_operand(before_path, channels)
-    after, after_scale = read_operand(after_path)
+    before, before_scale = read_operand(before_path, channels, max_pixels)
+    after, after_scale = read_operand(after_path, max_pixels=max_pixels)
     if before_scale is not None and after_scale is not None and before_scale != after_scale:
         after = after * (before_scale / after_scale)
     return before, after

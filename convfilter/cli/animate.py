@@ -114,13 +114,23 @@ def animate_command(  # long: the options resolved into one operation and one an
     op = conv_op(grid, conv, transpose, output_padding, name)
     image = None
     if input_path is not None:
+        from convfilter.errors import TooManyPixelsError
         from convfilter.run.files import read_input
 
-        image = read_input(input_path, max_pixels=1 << 16).channels[0].astype(np.float64)
+        try:
+            image = read_input(input_path, max_pixels=MAX_INPUT_PIXELS).channels[0].astype(np.float64)
+        except TooManyPixelsError:  # no option raises this one: an animation draws a small input
+            raise click.ClickException(
+                f"{input_path}: an animation draws a small input (at most {MAX_INPUT_PIXELS} pixels; "
+                "its steps are capped at 400); crop it first"
+            ) from None
     animation = build(op, image, shape)
     count = write(output, animation, fps=fps, overwrite=overwrite)
     steps = len(animation.steps)
     click.echo(f"{output}: {count} frames, {steps} step{'s' if steps != 1 else ''}", err=True)
 
+
+MAX_INPUT_PIXELS = 1 << 16
+"""The largest --input an animation reads (its frames are capped long before)."""
 
 animate_command.params.extend(picked_params(conv_options, CONV_SETTINGS))

@@ -13,6 +13,7 @@ from convfilter.cli.side import check_distinct, check_side_outputs, refuse_exist
 from convfilter.errors import ConvFilterError
 from convfilter.export import export_stack
 from convfilter.figures import compare_figure, stage_settings
+from convfilter.io.images import DEFAULT_MAX_PIXELS
 from convfilter.learn import (
     DEFAULT_EPOCHS,
     DEFAULT_LEARNING_RATE,
@@ -109,6 +110,14 @@ def learn_command(conv_options: Callable) -> click.Command:  # long: mostly opti
         "--overwrite", is_flag=True, help="Replace -o KERNEL, --compare and --export files that exist."
     )
     @click.option(
+        "--max-pixels",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MAX_PIXELS,
+        show_default=True,
+        metavar="N",
+        help="Refuse BEFORE or AFTER images with more pixels than this (a decompression-bomb guard).",
+    )
+    @click.option(
         "--channels",
         type=click.IntRange(1, MAX_CHANNELS),
         default=1,
@@ -122,6 +131,7 @@ def learn_command(conv_options: Callable) -> click.Command:  # long: mostly opti
         before_path,
         after_path,
         size,
+        max_pixels,
         channels,
         kernel_path,
         learn_bias,
@@ -156,7 +166,7 @@ def learn_command(conv_options: Callable) -> click.Command:  # long: mostly opti
             padding=padding,
             overwrite=overwrite,
         )
-        before, after = read_pair(before_path, after_path, channels)
+        before, after = read_pair(before_path, after_path, channels, max_pixels)
         progress = _progress if sys.stderr.isatty() else None
         try:
             result = learn_kernel(

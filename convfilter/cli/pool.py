@@ -71,14 +71,21 @@ Examples:
     metavar="N",
     help="Refuse images with more pixels than this before decoding them (a decompression-bomb guard).",
 )
+@click.option(
+    "--frame",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Which frame of a multi-frame input (GIF, TIFF ...) to pool, from 0 (default 0).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Print shapes to stderr.")
 @batch_options
 @show_options
 def pool_command(
-    kind, paths, size, stride, padding, depth, max_pixels, verbose, batch, compare_path, export_path
+    kind, paths, size, stride, padding, depth, max_pixels, frame, verbose, batch, compare_path, export_path
 ):
     check_single_side_outputs(paths, batch, compare_path, export_path)
     op = PoolSpec(kind, size, stride, padding)
-    output = {"depth": parse_depth(depth), "max_pixels": max_pixels}
+    output = {"depth": parse_depth(depth), "max_pixels": max_pixels, "frame": frame}
     report = (lambda op, result: report_pool(op, result)) if verbose else None
     run_op(op, paths, batch, output, report=report, compare_path=compare_path, export_path=export_path)

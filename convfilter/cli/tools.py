@@ -16,6 +16,7 @@ import numpy as np
 from convfilter.cli.boundary import CONTEXT_SETTINGS, Command, Group
 from convfilter.cli.options import PADDING, transpose_options
 from convfilter.errors import ArgumentError, ImageTooSmallError
+from convfilter.io.images import DEFAULT_MAX_PIXELS
 from convfilter.ops.borders import BORDERS
 from convfilter.ops.kernels import KERNELS, MAX_KERNEL_SIZE, NamedKernel, format_grid, get_kernel
 
@@ -215,6 +216,14 @@ Examples:
     is_flag=True,
     help="Say what --color does: each channel filtered on its own, a DepthwiseConv2D.",
 )
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    metavar="N",
+    help="Refuse an IMAGE (or .zarr array) with more pixels than this (a decompression-bomb guard).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def explain_command(  # long: a dozen options resolved into one explain() call
     image,
@@ -235,6 +244,7 @@ def explain_command(  # long: a dozen options resolved into one explain() call
     filters,
     channels,
     color,
+    max_pixels,
     as_json,
 ):
     from convfilter.explain import explain, format_text
@@ -301,9 +311,9 @@ def explain_command(  # long: a dozen options resolved into one explain() call
         if is_zarr_path(image):
             from convfilter.cluster.zarr_arrays import open_input
 
-            shape = tuple(open_input(image).shape)
+            shape = tuple(open_input(image, max_pixels).shape)
         else:
-            shape = read_input(image).shape
+            shape = read_input(image, max_pixels=max_pixels).shape
         source = f"{image}: "
     try:
         result = explain(

@@ -24,7 +24,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from convfilter.errors import ArgumentError, ConvFilterError, input_file_error, one_line
+from convfilter.errors import ArgumentError, ConvFilterError, TooManyPixelsError, input_file_error, one_line
 from convfilter.io.atomic import atomic_file
 from convfilter.io.modes import Planes, color_planes, gray_planes
 from convfilter.io.png import PNG_MODES, png_mode, write_png
@@ -241,7 +241,7 @@ def _read(
     except UnidentifiedImageError:
         raise ConvFilterError(f"{path}: not an image file Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ConvFilterError(_too_many(path, _header_size(path, source), max_pixels)) from None
+        raise TooManyPixelsError(_too_many(path, _header_size(path, source), max_pixels)) from None
     except ConvFilterError:
         raise
     except MemoryError:
@@ -324,7 +324,7 @@ def _check_pixels(path: str, size: tuple[int, int], max_pixels: int | None) -> N
     """The limit again for the selected frame (the frames of a TIFF can differ in size)."""
     width, height = size
     if max_pixels is not None and width * height > max_pixels:
-        raise ConvFilterError(_too_many(path, size, max_pixels))
+        raise TooManyPixelsError(_too_many(path, size, max_pixels))
 
 
 def header_pixels(path: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> int:
