@@ -224,3 +224,27 @@ def test_max_pixels_holds_arrays_to_the_same_guard_up_front(tmp_path, monkeypatc
     _array(tmp_path / "small.zarr", np.ones((10, 10), dtype=np.uint8))
     assert CliRunner().invoke(cli, ["blur", "small.zarr", "o.zarr", "--max-pixels", "99"]).exit_code == 1
     assert CliRunner().invoke(cli, ["blur", "small.zarr", "o.zarr", "--max-pixels", "100"]).exit_code == 0
+
+
+def test_an_output_that_appears_while_the_run_works_is_never_replaced(tmp_path, monkeypatch):
+    """Another run into the same folder can create the output after the check at the start."""
+    import convfilter.cluster.zarr_arrays as zarr_arrays
+
+    monkeypatch.chdir(tmp_path)
+    _array(tmp_path / "in.zarr", np.ones((10, 10), dtype=np.float32))
+    theirs = np.full((3, 3), 7.0, dtype=np.float32)
+    real_plan = zarr_arrays.plan
+
+    def plan_and_race(*args, **kwargs):  # runs after the up-front existence check
+        if not (tmp_path / "out.zarr").exists():
+            _array(tmp_path / "out.zarr", theirs)
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(zarr_arrays, "plan", plan_and_race)
+    done = CliRunner().invoke(cli, ["blur", "in.zarr", "out.zarr"])
+    assert (done.exit_code, done.output.splitlines()[-1]) == (
+        1,
+        "Error: out.zarr: already exists (use --overwrite to replace it or --skip-existing to keep it)",
+    )
+    np.testing.assert_array_equal(zarr.open_array("out.zarr")[:], theirs)  # the other run's output
+    assert not list(tmp_path.glob(".convfilter-*"))

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from convfilter.errors import ArgumentError, ConvFilterError, ImageTooSmallError, one_line
-from convfilter.io.atomic import exists_message
+from convfilter.io.atomic import exists_message, rename_no_replace
 from convfilter.io.images import nesting
 from convfilter.ops.spec import Conv2DSpec
 from convfilter.run.placement import is_zarr_path
@@ -232,14 +232,22 @@ def filter_zarr(
                         groups,
                     )
                 )
-        _move_into_place(temporary, output_path)
+        _move_into_place(temporary, output_path, replace=overwrite)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     return shape, out_shape
 
 
-def _move_into_place(temporary: str, output_path: str) -> None:
+def _move_into_place(temporary: str, output_path: str, *, replace: bool) -> None:
+    """Rename the finished store into place; without ``replace``, never over one that appeared meanwhile
+    (another run into the same folder): the check at the start is not enough."""
+    if not replace:
+        try:
+            rename_no_replace(temporary, output_path)
+        except OSError as exc:
+            raise ConvFilterError(f"{output_path}: cannot write ({exc.strerror})") from None
+        return
     old = None
     if os.path.lexists(output_path):
         old = tempfile.mkdtemp(prefix=".convfilter-old-", dir=os.path.dirname(os.path.abspath(output_path)))

@@ -10,6 +10,8 @@ existing target is untouched.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import tempfile
 import threading
@@ -117,6 +119,37 @@ def move_into_place(tmp: str, path: str, *, replace: bool = True) -> None:
         os.replace(tmp, path)
         return
     os.unlink(tmp)
+
+
+RENAME_NOREPLACE = 1
+"""Linux's ``renameat2`` flag: fail with EEXIST rather than replace the target."""
+
+
+def rename_no_replace(source: str, target: str) -> None:
+    """Rename ``source`` (a file or a directory) to ``target``, never replacing anything there.
+
+    Uses ``renameat2(..., RENAME_NOREPLACE)``, atomic on Linux; where that is
+    missing (another system, an old C library, a file system without it) it
+    checks, then renames. :class:`ConvFilterError` when ``target`` exists.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        renameat2 = None
+    if renameat2 is not None:
+        at_fdcwd = -100
+        done = renameat2(at_fdcwd, os.fsencode(source), at_fdcwd, os.fsencode(target), RENAME_NOREPLACE)
+        if done == 0:
+            return
+        code = ctypes.get_errno()
+        if code == errno.EEXIST:
+            raise ConvFilterError(exists_message(target))
+        if code not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+            raise OSError(code, os.strerror(code), target)
+    if os.path.lexists(target):
+        raise ConvFilterError(exists_message(target))
+    os.rename(source, target)
 
 
 def mode_for(path: str) -> int:
