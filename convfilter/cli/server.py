@@ -110,8 +110,10 @@ class CommandHost:
     def __init__(self, group: click.Group) -> None:
         self.group = group
 
-    def run_command(self, argv: list[str]) -> int:
-        return run_group(self.group, argv)
+    def run_command(self, argv: list[str], log) -> int:
+        return run_group(
+            self.group, argv, on_crash=lambda text: log(f"a command failed unexpectedly:\n{text}")
+        )
 
     def warm_up(self) -> None:
         """Load every command's modules and TensorFlow, and run one small model, before the first client."""

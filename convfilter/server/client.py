@@ -287,6 +287,8 @@ def run_remote(sock: socket.socket, argv: list[str]) -> int:
                 raise Fallback("the server closed the connection before running the command") from None
             if "fallback" in reply:
                 raise Fallback(str(reply["fallback"]))
+            if "error" in reply:  # the server refused the request (it cannot be ours): run it here
+                raise Fallback(str(reply["error"]))
             if reply.get("started"):
                 started = True
                 continue

@@ -26,10 +26,11 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from convfilter.errors import signal_status
+from convfilter.errors import ExitStatus, signal_status
 from convfilter.server import paths, protocol
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -72,16 +73,17 @@ class Request:
 class Host(Protocol):
     """What the server runs commands with, passed in by whoever starts it (the command line).
 
-    The server never imports the command line: ``run_command(argv)`` runs one
-    command and returns its exit code; ``warm_up()`` imports what the first
-    command would; ``interrupt(signum)`` is the exception that stops a running
-    command as that signal does; ``closed`` is the set of standard descriptors
-    the command should treat as closed.
+    The server never imports the command line: ``run_command(argv, log)`` runs
+    one command and returns its exit code (``log`` takes what the server's log
+    should say); ``warm_up()`` imports what the first command would;
+    ``interrupt(signum)`` is the exception that stops a running command as
+    that signal does; ``closed`` is the set of standard descriptors the
+    command should treat as closed.
     """
 
     closed: set[int]
 
-    def run_command(self, argv: list[str]) -> int: ...
+    def run_command(self, argv: list[str], log: Callable[[str], None]) -> int: ...
 
     def warm_up(self) -> None: ...
 
@@ -225,12 +227,15 @@ class Server:
         try:
             with client_context(request.message, request.fds, self.host.closed):
                 request.reply({"started": True})
-                code = self.host.run_command(request.message["argv"])
+                code = self.host.run_command(request.message["argv"], self.log)
         except KeyboardInterrupt:
             code = signal_status(request.cancel_signum or signal.SIGINT)
         except CannotEnter as exc:
             self.log(str(exc))
             code = None
+        except Exception:  # one request never takes the server down for everyone
+            self.log("a command failed unexpectedly:\n" + traceback.format_exc().rstrip())
+            code = ExitStatus.ERROR
         finally:
             with self._lock:
                 request.state = "done"
@@ -294,7 +299,15 @@ class Server:
             elif op == "stop":
                 protocol.send(conn, {"stopping": True, "pid": os.getpid()})
                 self.stop()
-            elif op == "run" and len(fds) == 3:
+            elif op == "run" and len(fds) != 3:
+                protocol.send(conn, {"error": f"bad request: a run needs 3 descriptors, got {len(fds)}"})
+            elif op == "run":
+                try:
+                    protocol.check_run(message)
+                except protocol.ProtocolError as exc:
+                    self.log(f"refused a request from pid {pid}: {exc}")
+                    protocol.send(conn, {"error": f"bad request: {exc}"})
+                    raise
                 if message.get("fsencoding") != sys.getfilesystemencoding():
                     protocol.send(conn, {"fallback": "the server uses another file-name encoding"})
                 else:

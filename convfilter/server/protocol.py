@@ -15,6 +15,7 @@ yourself), or the status object.
 
 from __future__ import annotations
 
+import codecs
 import json
 import socket
 import struct
@@ -26,6 +27,61 @@ MAX_MESSAGE = 64 << 20
 
 class ProtocolError(Exception):
     """The other side closed the connection or sent something that is not a message."""
+
+
+STREAMS = ("stdin", "stdout", "stderr")
+
+
+def check_run(message: dict) -> dict:
+    """``message`` if it is a well-formed ``run`` request, else :class:`ProtocolError` saying what is wrong.
+
+    Every field is checked for its type and for values the operating system
+    could not hold (a NUL in a path, an argument or the environment; a umask
+    beyond 0o777; an unknown text encoding), so that no request can reach the
+    command, or take the server down, with something it cannot use.
+    """
+
+    def text(value, what: str) -> str:
+        if not isinstance(value, str):
+            raise ProtocolError(f"{what} must be a string, got {type(value).__name__}")
+        if "\0" in value:
+            raise ProtocolError(f"{what} holds a NUL character")
+        return value
+
+    argv = message.get("argv")
+    if not isinstance(argv, list):
+        raise ProtocolError(f"argv must be a list, got {type(argv).__name__}")
+    for number, arg in enumerate(argv):
+        text(arg, f"argv[{number}]")
+    cwd = text(message.get("cwd"), "cwd")
+    if not cwd.startswith("/"):
+        raise ProtocolError("cwd must be an absolute path")
+    env = message.get("env")
+    if not isinstance(env, dict):
+        raise ProtocolError(f"env must be an object, got {type(env).__name__}")
+    for key, value in env.items():
+        if not key or "=" in text(key, "an environment name"):
+            raise ProtocolError(f"environment name {key!r} is not one a process can have")
+        text(value, f"env[{key!r}]")
+    umask = message.get("umask", 0o022)
+    if isinstance(umask, bool) or not isinstance(umask, int) or not 0 <= umask <= 0o777:
+        raise ProtocolError(f"umask must be an integer from 0 to 0o777, got {umask!r}")
+    closed = message.get("closed", [])
+    if not isinstance(closed, list) or not all(fd in (0, 1, 2) and not isinstance(fd, bool) for fd in closed):
+        raise ProtocolError(f"closed must be a list of 0, 1 and 2, got {closed!r}")
+    streams = message.get("streams", {})
+    if not isinstance(streams, dict) or set(streams) - set(STREAMS):
+        raise ProtocolError("streams must map stdin, stdout and stderr to [encoding, errors]")
+    for name, pair in streams.items():
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ProtocolError(f"streams[{name!r}] must be [encoding, errors]")
+        encoding, errors = (text(v, f"streams[{name!r}]") for v in pair)
+        try:
+            codecs.lookup(encoding or "utf-8")
+            codecs.lookup_error(errors or "strict")
+        except LookupError as exc:
+            raise ProtocolError(f"streams[{name!r}]: {exc}") from None
+    return message
 
 
 def send(sock: socket.socket, message: dict, fds: list[int] | None = None) -> None:
