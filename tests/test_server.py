@@ -450,3 +450,29 @@ def test_the_socket_is_private(server):
     sockets = list(runtime.glob("*.sock"))
     assert len(sockets) == 1
     assert sockets[0].stat().st_mode & 0o777 == 0o600
+
+
+def test_a_command_under_resource_limits_runs_here_where_they_hold(server, tmp_path):
+    """`ulimit -f` and its kin bind the client's process; the server's would not have them."""
+    import resource
+
+    exe, env, _pid = server
+    before = _jobs(exe, env)
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (50_000_000, 50_000_000))
+
+    done = subprocess.run(
+        [str(exe), "blur", str(SAMPLE), str(tmp_path / "o.png"), "-v"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        preexec_fn=limited,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.decode().splitlines()[0] == (
+        "convfilter: running here, not on the server: this command runs under resource limits (ulimit -f) "
+        "that the server does not have"
+    )
+    assert _jobs(exe, env) == before  # the server did none of it
+    assert (tmp_path / "o.png").exists()

@@ -72,8 +72,41 @@ def forwardable(argv: list[str]) -> bool:
     return True
 
 
+LIMITS = {
+    "RLIMIT_FSIZE": "ulimit -f",
+    "RLIMIT_CPU": "ulimit -t",
+    "RLIMIT_AS": "ulimit -v",
+    "RLIMIT_DATA": "ulimit -d",
+}
+"""The resource limits a user sets on one command: the server's process would not have them."""
+
+
+def own_limits() -> list[str]:
+    """The resource limits (of :data:`LIMITS`) this process runs under, as the shell spells them."""
+    try:
+        import resource
+    except ImportError:  # not on a Unix
+        return []
+    found = []
+    for name, spelled in LIMITS.items():
+        limit = getattr(resource, name, None)
+        if limit is not None and resource.getrlimit(limit)[0] != resource.RLIM_INFINITY:
+            found.append(spelled)
+    return found
+
+
 def forward(argv: list[str], start: bool = False) -> int:
-    """Run ``argv`` on this install's server and return its exit code; :class:`Fallback` if it cannot."""
+    """Run ``argv`` on this install's server and return its exit code; :class:`Fallback` if it cannot.
+
+    A command run under resource limits (``ulimit -f``, ``-t``, ``-v``, ``-d``)
+    runs here: the server is another process, so it would not hold the work to
+    them, and the outcome must be the one the limits give.
+    """
+    limits = own_limits()
+    if limits:
+        raise Fallback(
+            f"this command runs under resource limits ({', '.join(limits)}) that the server does not have"
+        )
     if not start and not os.path.lexists(paths.default_dir()):
         raise Fallback("")  # no server has ever run here: nothing worth saying
     try:
