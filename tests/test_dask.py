@@ -335,3 +335,34 @@ def test_ctrl_c_cancels_every_task_and_the_summary_matches_the_disk(tmp_path):
     for path in outputs:
         with Image.open(path) as image:
             image.load()
+
+
+def test_two_runs_into_one_folder_never_replace_each_others_files(tmp_path):
+    """A run on Dask and a local run at once, neither with --overwrite: each file written exactly once."""
+    import json
+
+    _folder(tmp_path, count=24, broken=False)
+    runs = [
+        subprocess.Popen(
+            [str(_exe()), "blur", "in", "-r", "-o", "out", "--json", *extra],
+            cwd=tmp_path,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for extra in (["--dask", "local:1"], [])
+    ]
+    results = []
+    for run in runs:
+        out, _ = run.communicate(timeout=300)
+        assert run.returncode in (0, 1)
+        results.append([json.loads(line) for line in out.decode().splitlines()])
+    written = [{r["output"] for r in lines if r["status"] == "written"} for lines in results]
+    outputs = {p.relative_to(tmp_path).as_posix() for p in (tmp_path / "out").rglob("*.png")}
+    assert written[0] | written[1] == outputs and len(outputs) == 24
+    assert not written[0] & written[1]
+    for lines in results:
+        for r in lines:
+            if r["status"] != "written":
+                assert r["status"] == "failed" and "already exists" in r["error"], r
+    assert not list((tmp_path / "out").rglob(".*"))  # no temporary file left behind
