@@ -157,7 +157,10 @@ def explain(
             raise ArgumentError(
                 f"{what} must be an integer from 1 to {MAX_CHANNELS}, got {value!r}", param=f"--{what}"
             )
-    grid = np.zeros((kh, kw)) if filters == channels == 1 else np.zeros((kh, kw, channels, filters))
+    if kernel is not None and np.ndim(kernel) == 2 and filters == channels == 1:
+        grid = np.asarray(kernel, dtype=np.float64)  # validated and flipped by the one description
+    else:
+        grid = np.zeros((kh, kw)) if filters == channels == 1 else np.zeros((kh, kw, channels, filters))
     op = Conv2DSpec(
         grid,
         stride,
@@ -170,8 +173,7 @@ def explain(
         output_padding=output_padding,
     )
     if kernel is not None:
-        kernel = np.asarray(kernel, dtype=np.float64)
-        kernel = np.ascontiguousarray(kernel[::-1, ::-1]) if convolve else kernel
+        kernel = op.weights if np.ndim(kernel) == 2 and filters == channels == 1 else np.asarray(kernel)
     out = op.output_shape((h, w))
     if transpose:
         (top, bottom), (left, right) = op.crops((h, w))

@@ -454,3 +454,21 @@ def test_an_output_beyond_max_pixels_is_refused_before_the_model_runs(tmp_path):
     assert raised.exit_code == 0, raised.output
     with Image.open(tmp_path / "up.png") as img:
         assert img.size == (1000, 1000)
+
+
+@pytest.mark.slow
+def test_export_of_a_multi_channel_layer_reads_every_channel_in_plain_keras(tmp_path):
+    import keras
+
+    rgb = RNG.integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    Image.fromarray(rgb, "RGB").save(tmp_path / "in.png")
+    weights = RNG.normal(size=(3, 3, 3, 1))
+    np.save(tmp_path / "w.npy", weights)
+    args = ["custom", "--kernel", f"@{tmp_path / 'w.npy'}", tmp_path / "in.png", tmp_path / "out.npy"]
+    result = run(*args, "--padding", 1, "--export", tmp_path / "m.keras")
+    assert result.exit_code == 0, result.output
+    model = keras.saving.load_model(tmp_path / "m.keras")
+    got = np.asarray(model(rgb[np.newaxis].astype(np.float32)))[0, ..., 0]
+    expected = correlate_channels(rgb, weights, pads=(1, 1, 1, 1))[..., 0]
+    assert_close(got, expected, 255 * 27)
+    assert_close(np.load(tmp_path / "out.npy"), expected, 255 * 27)

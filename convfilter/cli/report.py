@@ -44,7 +44,7 @@ def report_conv(op: Conv2DSpec, params: dict, result: FilterResult) -> None:
     if op.convolve and grid.ndim == 2:
         lines += [
             "         flipped in both axes for --convolve, the Conv2D's weights are:",
-            _indent(format_grid(grid[::-1, ::-1]), "         "),
+            _indent(format_grid(op.weights), "         "),
         ]
     elif op.convolve:
         lines.append("         flipped in both axes for --convolve")

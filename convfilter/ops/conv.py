@@ -55,7 +55,7 @@ COMBINE_TEXT = {
     "max": "the largest of the {n} outputs at each pixel",
     "sum": "the sum of the {n} outputs",
 }
-TRANSPOSE_PADDINGS = ("valid", "same")
+TRANSPOSE_PADDINGS = KERAS_PADDINGS
 MAX_CHANNELS = 1024
 """Input channels and filters a kernel may have: far beyond any image, small enough to stay fast."""
 

@@ -32,7 +32,7 @@ from convfilter.ops.conv import (
     check_kernel,
     too_small,
 )
-from convfilter.ops.geometry import output_shape, padding_amounts, standardize_pair
+from convfilter.ops.geometry import KERAS_PADDINGS, output_shape, padding_amounts, standardize_pair
 from convfilter.ops.kernels import MAX_KERNEL_SIZE
 
 __all__ = [
@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 POOLS = ("max", "avg")
-POOL_PADDINGS = ("valid", "same")
+POOL_PADDINGS = KERAS_PADDINGS
 
 
 class Operation(Protocol):
