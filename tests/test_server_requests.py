@@ -162,3 +162,24 @@ def test_an_unexpected_exception_is_one_error_line_and_exit_1_with_or_without_a_
         "Error: a value no check foresaw (an unexpected ValueError: a bug in convfilter, please report it)\n"
     )
     assert "Traceback" in logged[0] and "ValueError: a value no check foresaw" in logged[0]
+
+
+def test_a_cancel_the_server_cannot_read_is_taken_as_the_client_going_away(server, tmp_path):
+    socket_path, _ = server
+    with open(os.devnull) as stdin, open(os.devnull, "w") as stdout, open(os.devnull, "w") as stderr:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(30)
+            sock.connect(socket_path)
+            protocol.receive(sock)
+            protocol.send(
+                sock,
+                good_request(str(tmp_path), ["slow"]),
+                [stdin.fileno(), stdout.fileno(), stderr.fileno()],
+            )
+            protocol.send(sock, {"op": "cancel", "signum": ["not", "a", "number"]})
+            replies = [protocol.receive(sock)[0]]
+            while not {"exit", "error", "fallback"} & set(replies[-1]):
+                replies.append(protocol.receive(sock)[0])
+    assert replies[-1] in ({"exit": 0}, {"exit": 130})
+    replies, out = send(socket_path, good_request(str(tmp_path), ["after"]), tmp_path)
+    assert (replies, out) == ([{"started": True}, {"exit": 0}], "ok after\n")

@@ -330,7 +330,7 @@ class Server:
         try:
             message, _ = protocol.receive(request.conn)
             signum = int(message.get("signum", signal.SIGINT)) if message.get("op") == "cancel" else None
-        except (OSError, protocol.ProtocolError, ValueError):
+        except (OSError, protocol.ProtocolError, ValueError, TypeError):  # a cancel we cannot read
             signum = signal.SIGINT  # the client is gone (killed): nobody waits for the result
         if signum in SIGNALS:
             self._cancel(request, signum)
