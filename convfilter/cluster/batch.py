@@ -76,10 +76,12 @@ class ClusterRunner:
         self.tasks = len(parts)
         stop_name = f"convfilter-stop-{uuid.uuid4().hex}"
         stop = Event(stop_name, client=self.client)
+        claim = uuid.uuid4().hex[:16]
+        output = dataclasses.replace(self.job.output, claim=claim)
         futures = [
             self.client.submit(
                 run_part,
-                dataclasses.replace(self.job, files=[todo[i] for i in part]),
+                dataclasses.replace(self.job, files=[todo[i] for i in part], output=output),
                 os.getcwd(),
                 stop_name,
                 pure=False,
@@ -112,8 +114,8 @@ class ClusterRunner:
                     self.not_started = len(todo) - reported
                 else:
                     self.unreported.extend(late)
-            for file in todo:  # a worker killed mid-write leaves its temporary file behind
+            for file in todo:  # this run's markers, and a killed worker's temporary files
                 if file.output is not None:
-                    remove_leftovers(file.output)
+                    remove_leftovers(file.output, claim)
         if failed:
             yield from late

@@ -50,9 +50,11 @@ def run_part(job: Job, cwd: str, stop_event: str | None = None) -> list[FileResu
     another), and the results name the files as the client did, so every
     message reads as in a local run.
 
-    Outputs are written with replacement: the client refused existing outputs
-    before sending any task, so an output that exists now was written by an
-    earlier attempt of this same task (its worker died), with the same bytes.
+    Outputs are never written over an existing file (unless ``--overwrite``), as in a
+    local run: another run may have created one since the client checked.
+    ``job.output.claim`` names this run, so that a task retried after its
+    worker died recognises the files its earlier attempt wrote
+    (:func:`convfilter.io.atomic.move_into_place`).
     When the Dask event ``stop_event`` is set (Ctrl-C, ``--fail-fast``), no new
     file is started; the files being written are finished.
     """
@@ -72,8 +74,7 @@ def run_part(job: Job, cwd: str, stop_event: str | None = None) -> list[FileResu
         names[absolute.input] = file.input
         names[absolute.output] = file.output
         files.append(absolute)
-    settings = dataclasses.replace(job.output, overwrite=True)
-    runner = Runner(dataclasses.replace(job, files=files, output=settings))
+    runner = Runner(dataclasses.replace(job, files=files))
     results = []
     iterator = runner.run()
     try:

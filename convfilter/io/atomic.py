@@ -33,17 +33,18 @@ def temp_prefix(path: str) -> str:
     return f".convfilter-{os.path.basename(path)[:100]}."
 
 
-def remove_leftovers(path: str) -> int:
-    """Remove the temporary files a killed writer of ``path`` left next to it; how many there were.
+def remove_leftovers(path: str, claim: str) -> int:
+    """Remove what the writers of ``path`` in the run ``claim`` left next to it; how many there were.
 
-    Only for a caller that knows no one writes ``path`` now (a Dask run whose
-    tasks have all ended: a worker killed mid-write cannot clean up).
+    Its temporary files (a worker killed mid-write cannot clean up) and its
+    claim marker (:func:`move_into_place`); never another run's. Only for a
+    caller that knows this run writes ``path`` no more (a Dask run whose tasks have all ended).
     """
     directory = os.path.dirname(os.path.abspath(path))
-    prefix = temp_prefix(path)
+    prefix = temp_prefix(path) + claim + "."
     removed = 0
     try:
-        names = [name for name in os.listdir(directory) if name.startswith(prefix) and name.endswith(".part")]
+        names = [name for name in os.listdir(directory) if name.startswith(prefix)]
     except OSError:
         return 0
     for name in names:
@@ -60,6 +61,7 @@ def atomic_path(
     replace: bool = True,
     suffix: str = ".part",
     errors: tuple[type[BaseException], ...] = (OSError,),
+    claim: str | None = None,
 ) -> Iterator[str]:
     """Yield a temporary path next to ``path``; when the block succeeds, move it into place.
 
@@ -71,14 +73,15 @@ def atomic_path(
     """
     directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=suffix, dir=directory)
+        prefix = temp_prefix(path) + (f"{claim}." if claim else "")
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
     except OSError as exc:
         raise ConvFilterError(f"{path}: cannot write ({exc.strerror})") from None
     os.close(fd)
     try:
         yield tmp
         os.chmod(tmp, mode_for(path))
-        move_into_place(tmp, path, replace=replace)
+        move_into_place(tmp, path, replace=replace, claim=claim)
         _sync_directory(directory)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -90,25 +93,43 @@ def atomic_path(
 
 @contextlib.contextmanager
 def atomic_file(
-    path: str, *, replace: bool = True, errors: tuple[type[BaseException], ...] = (OSError,)
+    path: str,
+    *,
+    replace: bool = True,
+    errors: tuple[type[BaseException], ...] = (OSError,),
+    claim: str | None = None,
 ) -> Iterator[BinaryIO]:
     """Yield a binary file to write ``path``'s new content into; see :func:`atomic_path`."""
-    with atomic_path(path, replace=replace, errors=errors) as tmp, open(tmp, "wb") as handle:
+    with atomic_path(path, replace=replace, errors=errors, claim=claim) as tmp, open(tmp, "wb") as handle:
         yield handle
         handle.flush()
         os.fsync(handle.fileno())
 
 
-def move_into_place(tmp: str, path: str, *, replace: bool = True) -> None:
+def move_into_place(tmp: str, path: str, *, replace: bool = True, claim: str | None = None) -> None:
     """Give the complete file ``tmp`` the name ``path`` (renamed over an existing one).
 
     With ``replace=False`` it is hard-linked, which fails if the name is taken,
     so nothing is ever replaced: :class:`ConvFilterError` then, ``tmp`` left
     for the caller to remove.
+
+    ``claim`` names the run (a Dask run, whose tasks a dead worker's retry
+    runs again): a marker hard link ``.convfilter-<name>.<claim>.done`` is made
+    before the name is taken, so a retry that finds ``path`` already there can
+    tell its own run's file (the same file as the marker: done, nothing to
+    replace) from another run's (refused, as any existing file is).
     """
     if replace:
         os.replace(tmp, path)
         return
+    if claim is not None:
+        marker = os.path.join(os.path.dirname(os.path.abspath(path)), f"{temp_prefix(path)}{claim}.done")
+        if os.path.lexists(path) and _same(path, marker):  # written by an earlier attempt of this run
+            os.unlink(tmp)
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(marker)
+        os.link(tmp, marker)
     try:
         os.link(tmp, path)
     except FileExistsError:
@@ -150,6 +171,13 @@ def rename_no_replace(source: str, target: str) -> None:
     if os.path.lexists(target):
         raise ConvFilterError(exists_message(target))
     os.rename(source, target)
+
+
+def _same(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def mode_for(path: str) -> int:

@@ -415,6 +415,7 @@ def write_image(
     *,
     dpi: tuple | None = None,
     replace: bool = True,
+    claim: str | None = None,
     **params,
 ) -> None:
     """Encode ``image`` (see :func:`save_image`) as ``fmt`` and move it into place at ``path``.
@@ -425,11 +426,12 @@ def write_image(
     file is removed and the old file is untouched. ``dpi`` is stored where the
     format has a place for it. With ``replace=False`` an existing ``path`` is
     never replaced, even one created while encoding: the complete file is
-    hard-linked into place, which fails if the name is taken.
+    hard-linked into place, which fails if the name is taken (``claim``: see
+    :func:`convfilter.io.atomic.move_into_place`).
     """
     if dpi and fmt in FORMATS_WITH_DPI:
         params["dpi"] = dpi
-    with atomic_file(path, replace=replace, errors=ENCODE_ERRORS) as handle:
+    with atomic_file(path, replace=replace, errors=ENCODE_ERRORS, claim=claim) as handle:
         save_image(handle, image, fmt, **params)
 
 

@@ -201,7 +201,7 @@ def format_matrix(matrix: np.ndarray, separator: str) -> str:
     return "".join(separator.join(format_value(v) for v in row) + "\n" for row in np.atleast_2d(matrix))
 
 
-def write_matrix(path: str, matrix: np.ndarray, *, replace: bool = True) -> None:
+def write_matrix(path: str, matrix: np.ndarray, *, replace: bool = True, claim: str | None = None) -> None:
     """Write ``matrix`` (2-D) to ``path`` as raw float32 values, atomically (temp file + rename).
 
     With ``replace=False`` an existing ``path`` is never replaced (see
@@ -211,7 +211,7 @@ def write_matrix(path: str, matrix: np.ndarray, *, replace: bool = True) -> None
     if ext not in MATRIX_EXTENSIONS:
         raise ConvFilterError(f"{path}: not a matrix file; use {', '.join(MATRIX_EXTENSIONS)}")
     values = np.asarray(matrix, dtype=np.float32)
-    with atomic_file(path, replace=replace) as handle:
+    with atomic_file(path, replace=replace, claim=claim) as handle:
         if ext == ".npy":
             np.save(handle, values, allow_pickle=False)
         else:

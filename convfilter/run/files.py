@@ -299,6 +299,7 @@ def write_output(
     *,
     replace: bool = True,
     pixels: np.ndarray | None = None,
+    claim: str | None = None,
     **params,
 ) -> str:
     """Write ``values`` (``C x H' x W'``) as the plan says; returns the range mode actually used.
@@ -306,7 +307,7 @@ def write_output(
     ``replace=False`` never replaces an existing file (see
     :func:`convfilter.io.images.write_image`); ``params`` are extra Pillow save
     options for image outputs (e.g. PNG's ``compress_level``); ``pixels`` as
-    in :func:`render_output`.
+    in :func:`render_output`; ``claim`` names a Dask run (:func:`convfilter.io.atomic.move_into_place`).
     """
     picture, used = render_output(plan, data, values, depth, out_mode, alpha, pixels=pixels)
     parent = os.path.dirname(plan.path)
@@ -316,9 +317,10 @@ def write_output(
         except OSError as exc:
             raise ConvFilterError(f"{plan.path}: cannot create directory {parent} ({exc.strerror})") from None
     if plan.fmt is None:
-        write_matrix(plan.path, picture, replace=replace)
+        write_matrix(plan.path, picture, replace=replace, claim=claim)
     else:
-        write_image(plan.path, picture, plan.fmt, replace=replace, **save_params(plan, data, **params))
+        params = save_params(plan, data, **params)
+        write_image(plan.path, picture, plan.fmt, replace=replace, claim=claim, **params)
     return used
 
 

@@ -85,6 +85,8 @@ class OutputSettings:
     png_compression: int | None = 1
     overwrite: bool = False
     tile_size: int | None = DEFAULT_TILE_SIZE
+    claim: str | None = None
+    """A Dask run's name: its retried tasks recognise the outputs its earlier attempts wrote."""
 
     def __post_init__(self) -> None:
         level = self.png_compression

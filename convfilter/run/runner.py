@@ -310,6 +310,7 @@ class Runner:
                     alpha,
                     replace=s.overwrite,
                     pixels=pixels,
+                    claim=s.claim,
                     **params,
                 )
         except ConvFilterError as exc:
