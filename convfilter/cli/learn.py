@@ -8,12 +8,11 @@ from collections.abc import Callable
 import click
 
 from convfilter.cli.boundary import CONTEXT_SETTINGS, Command
-from convfilter.cli.options import picked_params, show_options
+from convfilter.cli.options import max_pixels_option, picked_params, show_options
 from convfilter.cli.side import check_distinct, check_side_outputs, refuse_existing
 from convfilter.errors import ConvFilterError
 from convfilter.export import export_stack
 from convfilter.figures import compare_figure, stage_settings
-from convfilter.io.images import DEFAULT_MAX_PIXELS
 from convfilter.learn import (
     DEFAULT_EPOCHS,
     DEFAULT_LEARNING_RATE,
@@ -109,13 +108,8 @@ def learn_command(conv_options: Callable) -> click.Command:  # long: mostly opti
     @click.option(
         "--overwrite", is_flag=True, help="Replace -o KERNEL, --compare and --export files that exist."
     )
-    @click.option(
-        "--max-pixels",
-        type=click.IntRange(min=1),
-        default=DEFAULT_MAX_PIXELS,
-        show_default=True,
-        metavar="N",
-        help="Refuse BEFORE or AFTER images with more pixels than this (a decompression-bomb guard).",
+    @max_pixels_option(
+        "Refuse BEFORE or AFTER images with more pixels than this (a decompression-bomb guard)."
     )
     @click.option(
         "--channels",

@@ -55,6 +55,18 @@ def split_conv(params: dict) -> tuple[dict, dict]:
     return conv, output
 
 
+def max_pixels_option(text: str) -> Callable:
+    """``--max-pixels N``: the decompression-bomb guard (and the output guard), with its own help."""
+    return click.option(
+        "--max-pixels",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MAX_PIXELS,
+        show_default=True,
+        metavar="N",
+        help=text,
+    )
+
+
 class PaddingType(click.ParamType):
     """``--padding``: a rule (``valid``, ``same``, ``full``) or numbers (``1``, ``0,1``, ``1,1,2,2``)."""
 
@@ -167,14 +179,9 @@ def conv_options(command):  # long: one declarative list of options, no logic
             help="Frame of a multi-frame file (animated GIF, multi-page TIFF) to filter, from 0. "
             "Default: the first, with a notice when there are more.",
         ),
-        click.option(
-            "--max-pixels",
-            type=click.IntRange(min=1),
-            default=DEFAULT_MAX_PIXELS,
-            show_default=True,
-            metavar="N",
-            help="Refuse images with more pixels than this before decoding them "
-            "(a guard against decompression bombs); raise it for trusted huge images.",
+        max_pixels_option(
+            "Refuse images with more pixels than this before decoding them "
+            "(a guard against decompression bombs); raise it for trusted huge images."
         ),
         click.option(
             "--quality",

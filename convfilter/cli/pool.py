@@ -6,9 +6,8 @@ import click
 
 from convfilter.cli.boundary import CONTEXT_SETTINGS, Command
 from convfilter.cli.filtering import check_single_side_outputs, run_op
-from convfilter.cli.options import batch_options, parse_depth, show_options
+from convfilter.cli.options import batch_options, max_pixels_option, parse_depth, show_options
 from convfilter.cli.report import report_pool
-from convfilter.io.images import DEFAULT_MAX_PIXELS
 from convfilter.ops.kernels import MAX_KERNEL_SIZE
 from convfilter.ops.spec import POOL_PADDINGS, POOLS, PoolSpec
 
@@ -63,13 +62,8 @@ Examples:
 @click.option(
     "--depth", type=click.Choice(["8", "16"]), default=None, help="Output bits per pixel (images only)."
 )
-@click.option(
-    "--max-pixels",
-    type=click.IntRange(min=1),
-    default=DEFAULT_MAX_PIXELS,
-    show_default=True,
-    metavar="N",
-    help="Refuse images with more pixels than this before decoding them (a decompression-bomb guard).",
+@max_pixels_option(
+    "Refuse images with more pixels than this before decoding them (a decompression-bomb guard)."
 )
 @click.option(
     "--frame",

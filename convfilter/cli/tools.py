@@ -14,9 +14,8 @@ import click
 import numpy as np
 
 from convfilter.cli.boundary import CONTEXT_SETTINGS, Command, Group
-from convfilter.cli.options import PADDING, transpose_options
+from convfilter.cli.options import PADDING, max_pixels_option, transpose_options
 from convfilter.errors import ArgumentError, ImageTooSmallError
-from convfilter.io.images import DEFAULT_MAX_PIXELS
 from convfilter.ops.borders import BORDERS
 from convfilter.ops.kernels import KERNELS, MAX_KERNEL_SIZE, NamedKernel, format_grid, get_kernel
 
@@ -216,13 +215,8 @@ Examples:
     is_flag=True,
     help="Say what --color does: each channel filtered on its own, a DepthwiseConv2D.",
 )
-@click.option(
-    "--max-pixels",
-    type=click.IntRange(min=1),
-    default=DEFAULT_MAX_PIXELS,
-    show_default=True,
-    metavar="N",
-    help="Refuse an IMAGE (or .zarr array) with more pixels than this (a decompression-bomb guard).",
+@max_pixels_option(
+    "Refuse an IMAGE (or .zarr array) with more pixels than this (a decompression-bomb guard)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def explain_command(  # long: a dozen options resolved into one explain() call
