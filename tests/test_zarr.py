@@ -210,6 +210,17 @@ def test_values_beyond_float32_are_the_matrix_files_error(tmp_path, monkeypatch)
         1,
         "Error: big.zarr: value at row 4, column 6 (1e+39) does not fit a float32 (|v| <= 3.4e38)\n",
     )
+    # Away from the first tile, and through a border: still the array's own row and column.
+    y = np.zeros((40, 40))
+    y[30, 35] = 1e39
+    _array(tmp_path / "far.zarr", y)
+    for border in ("zero", "reflect"):
+        args = ["blur", "far.zarr", f"o-{border}.zarr", "--tile-size", "16", "--padding", "same"]
+        done = CliRunner().invoke(cli, [*args, "--border", border])
+        assert (done.exit_code, done.output) == (
+            1,
+            "Error: far.zarr: value at row 31, column 36 (1e+39) does not fit a float32 (|v| <= 3.4e38)\n",
+        )
 
 
 def test_max_pixels_holds_arrays_to_the_same_guard_up_front(tmp_path, monkeypatch):

@@ -91,8 +91,7 @@ def checked_window(path: str, array: Any, tile: Any, border: str) -> tuple[np.nd
             bad = np.argwhere(~np.isfinite(window[0].astype(np.float32)) & np.isfinite(window[0]))
         if bad.size:
             r, c = bad[0]
-            row = tile.in_rows.start - tile.pad_y[0] + int(r) if border == "zero" else int(r)
-            col = tile.in_cols.start - tile.pad_x[0] + int(c) if border == "zero" else int(c)
+            row, col = _source_index(array, tile, border, int(r), int(c))
             value = float(window[0][r, c])
             raise ConvFilterError(
                 f"{path}: value at row {row + 1}, column {col + 1} ({value:g}) does not fit a float32 "
@@ -131,6 +130,18 @@ def read_window(array: Any, tile: Any, border: str) -> tuple[np.ndarray, tuple, 
     unique_cols, col_at = np.unique(cols, return_inverse=True)
     block = np.asarray(array.oindex[unique_rows, unique_cols])
     return block[row_at][:, col_at][None], (0, 0), (0, 0)
+
+
+def _source_index(array: Any, tile: Any, border: str, r: int, c: int) -> tuple[int, int]:
+    """The array's row and column that position ``(r, c)`` of ``tile``'s window was read from."""
+    if border == "zero":  # the window is the array's own rows and columns; the zeros come later
+        return tile.in_rows.start + r, tile.in_cols.start + c
+    from convfilter.engine.tiles import border_index
+
+    h, w = array.shape
+    rows = np.arange(tile.in_rows.start - tile.pad_y[0], tile.in_rows.stop + tile.pad_y[1])
+    cols = np.arange(tile.in_cols.start - tile.pad_x[0], tile.in_cols.stop + tile.pad_x[1])
+    return int(border_index(rows, h, border)[r]), int(border_index(cols, w, border)[c])
 
 
 def filter_tiles_of(
