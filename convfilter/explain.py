@@ -157,7 +157,8 @@ def explain(
             raise ArgumentError(
                 f"{what} must be an integer from 1 to {MAX_CHANNELS}, got {value!r}", param=f"--{what}"
             )
-    if kernel is not None and np.ndim(kernel) == 2 and filters == channels == 1:
+    shown = kernel is not None and np.ndim(kernel) == 2 and filters == channels == 1
+    if shown:
         grid = np.asarray(kernel, dtype=np.float64)  # validated and flipped by the one description
     else:
         grid = np.zeros((kh, kw)) if filters == channels == 1 else np.zeros((kh, kw, channels, filters))
@@ -173,7 +174,7 @@ def explain(
         output_padding=output_padding,
     )
     if kernel is not None:
-        kernel = op.weights if np.ndim(kernel) == 2 and filters == channels == 1 else np.asarray(kernel)
+        kernel = op.weights if shown else np.asarray(kernel)
     out = op.output_shape((h, w))
     if transpose:
         (top, bottom), (left, right) = op.crops((h, w))

@@ -62,7 +62,7 @@ def stage_settings(stage: Any) -> str:
         parts.append(f"dilation {shape_text(stage.dilation)}")
         if stage.bias:
             parts.append(f"bias {value_text(stage.bias)}")
-    if getattr(stage, "transpose", False):
+    if stage.transpose:
         parts.append("transposed")
     return " · ".join(parts)
 

@@ -41,7 +41,7 @@ def resolve_address(value: str) -> str:
         if workers > most:
             raise ArgumentError(
                 f"local:{workers} would start {workers} worker processes (each loads TensorFlow, about "
-                f"0.6 GB) on {os.cpu_count() or 1} cores; at most local:{most} (twice the cores)",
+                f"0.6 GB) on {most // 2} cores; at most local:{most} (twice the cores)",
                 param="--dask",
             )
         return address
@@ -62,11 +62,9 @@ def resolve_address(value: str) -> str:
 
 def max_local_workers() -> int:
     """The most worker processes ``--dask local:N`` starts: twice the cores this process may use."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return 2 * cores
+    from convfilter.run.runner import default_workers
+
+    return 2 * default_workers()
 
 
 @contextlib.contextmanager

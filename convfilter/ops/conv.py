@@ -394,13 +394,25 @@ class Conv2DSpec:
         """``((top, bottom), (left, right))`` padded around an ``H x W`` input (none when transposed)."""
         if self.transpose:
             return (0, 0), (0, 0)
-        return tuple(  # type: ignore[return-value]
-            padding_amounts(int(shape[a]), self.window[a], self.stride[a], self.dilation[a], self._axis(a))
-            for a in (0, 1)
-        )
+        return self._axis_pads(0, int(shape[0])), self._axis_pads(1, int(shape[1]))
 
     def _axis(self, axis: int) -> str | tuple[int, int]:
         return axis_padding(self.padding, axis)
+
+    def _axis_pads(self, axis: int, n: int) -> tuple[int, int]:
+        """The pixels padded before and after one axis of length ``n``."""
+        return padding_amounts(n, self.window[axis], self.stride[axis], self.dilation[axis], self._axis(axis))
+
+    def _transpose_length(self, axis: int, n: int) -> int:
+        """A transposed convolution's output length along one axis (Keras's ``deconv_output_length``)."""
+        return transpose_length(
+            n,
+            self.window[axis],
+            self.stride[axis],
+            self.dilation[axis],
+            self.padding,
+            None if self.output_padding is None else self.output_padding[axis],
+        )
 
     def crops(self, shape: Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
         """Transposed: ``((top, bottom), (left, right))`` cut off the full scatter-add (negative: added)."""
@@ -415,17 +427,7 @@ class Conv2DSpec:
     def output_shape(self, shape: Sequence[int]) -> tuple[int, int]:
         """The output ``(H', W')`` for an ``H x W`` input, or :class:`ImageTooSmallError`."""
         if self.transpose:
-            return tuple(  # type: ignore[return-value]
-                transpose_length(
-                    int(shape[a]),
-                    self.window[a],
-                    self.stride[a],
-                    self.dilation[a],
-                    self.padding,
-                    None if self.output_padding is None else self.output_padding[a],
-                )
-                for a in (0, 1)
-            )
+            return self._transpose_length(0, int(shape[0])), self._transpose_length(1, int(shape[1]))
         out = tuple(
             output_length(int(shape[a]), self.window[a], self.stride[a], self.dilation[a], self._axis(a))
             for a in (0, 1)
@@ -446,7 +448,7 @@ class Conv2DSpec:
         k, s, d = self.window[axis], self.stride[axis], self.dilation[axis]
         span = dilated_extent(k, d)
         if not self.transpose:
-            before = self._before(axis, n)
+            before = self._axis_pads(axis, n)[0]
             first = start * s - before
             last = (stop - 1) * s + span - before
             return max(first, 0), min(last, n), max(-first, 0), max(last - n, 0), 0
@@ -457,21 +459,6 @@ class Conv2DSpec:
         if last <= first:
             return 0, 0, 0, 0, 0
         return first, last, 0, 0, f0 - first * s
-
-    def _before(self, axis: int, n: int) -> int:
-        return padding_amounts(
-            n, self.window[axis], self.stride[axis], self.dilation[axis], self._axis(axis)
-        )[0]
-
-    def _transpose_length(self, axis: int, n: int) -> int:
-        return transpose_length(
-            n,
-            self.window[axis],
-            self.stride[axis],
-            self.dilation[axis],
-            self.padding,
-            None if self.output_padding is None else self.output_padding[axis],
-        )
 
     # --- what the runner and the engine ask ------------------------------------------------------
 
