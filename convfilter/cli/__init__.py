@@ -21,6 +21,7 @@ from convfilter.cli.animate import animate_command
 from convfilter.cli.bank import bank_command
 from convfilter.cli.boundary import CONTEXT_SETTINGS, Group
 from convfilter.cli.chain import chain_command
+from convfilter.cli.explore import explore_command
 from convfilter.cli.files import handle_termination
 from convfilter.cli.filtering import custom_command, make_kernel_command
 from convfilter.cli.learn import learn_command
@@ -81,6 +82,7 @@ for _kernel in KERNELS.values():
 cli.add_command(custom_command)
 cli.add_command(kernels_group)
 cli.add_command(explain_command)
+cli.add_command(explore_command)
 cli.add_command(pool_command)
 cli.add_command(bank_command)
 cli.add_command(animate_command)

@@ -62,13 +62,18 @@ def main(run_here: Callable[[], None]) -> None:
     run_here()
 
 
+LOCAL_COMMANDS = ("server", "explore")
+"""Commands that are processes of their own: never forwarded."""
+
+
 def forwardable(argv: list[str]) -> bool:
-    """False for ``--no-server`` and the ``server`` commands, which always run here."""
+    """False for ``--no-server``, the ``server`` commands and ``explore`` (a web server of its own),
+    which always run here."""
     for token in argv:
         if token == "--no-server":
             return False
         if not token.startswith("-"):
-            return token != "server"
+            return token not in LOCAL_COMMANDS
     return True
 
 
