@@ -7,6 +7,7 @@ Set ``CONVFILTER_SCREENSHOT_DIR`` to keep the page's screenshot (docs/images/exp
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -92,7 +93,10 @@ def show(page, url: str) -> None:
 
 
 def output_bytes(page) -> bytes:
-    return page.request.get(page.get_by_test_id("output").evaluate("img => img.src")).body()
+    """The PNG the output ``<img>`` shows (inline, as the server sent it)."""
+    src = page.get_by_test_id("output").get_attribute("src")
+    assert src.startswith("data:image/png;base64,")
+    return base64.b64decode(src.split(",", 1)[1])
 
 
 def wait_for_shape(page, text: str) -> None:
@@ -102,8 +106,7 @@ def wait_for_shape(page, text: str) -> None:
         arg=text,
     )
     page.wait_for_function(
-        "() => { const o = document.querySelector('[data-testid=output]'); return o.dataset.key && "
-        "o.src.includes(o.dataset.key); }"
+        "() => document.querySelector('[data-testid=output]').dataset.key === document.body.dataset.view"
     )
 
 
@@ -157,8 +160,12 @@ def test_hover_numbers_are_the_clis_npy_values(page, explore, tmp_path):
     assert page.get_by_test_id("output-shape").inner_text() == f"{values.shape[0]} × {values.shape[1]}"
     box = page.get_by_test_id("output").bounding_box()
     for fx, fy in [(0.3, 0.4), (0.51, 0.77), (0.9, 0.1)]:  # anywhere: the panel names the pixel
-        row, col, shown, text = hover_numbers(page, box["x"] + fx * box["width"], box["y"] + fy * box["height"])
-        assert abs(row - fy * values.shape[0]) <= 3 and abs(col - fx * values.shape[1]) <= 3  # whole CSS pixels
+        row, col, shown, text = hover_numbers(
+            page, box["x"] + fx * box["width"], box["y"] + fy * box["height"]
+        )
+        assert (
+            abs(row - fy * values.shape[0]) <= 3 and abs(col - fx * values.shape[1]) <= 3
+        )  # whole CSS pixels
         assert shown == str(np.float32(values[row, col])), text
         assert text.count("×") == 2 * 9  # nine products, in the line and in the window's table
     screenshot_dir = os.environ.get("CONVFILTER_SCREENSHOT_DIR")
@@ -243,7 +250,9 @@ def test_the_command_serves_on_loopback_until_ctrl_c(tmp_path):
     port = int(re.match(r"http://127\.0\.0\.1:(\d+)/\?token=\S+$", url).group(1))
     try:
         listening = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
-        local = [fields[1] for fields in listening if fields[1].endswith(f":{port:04X}") and fields[3] == "0A"]
+        local = [
+            fields[1] for fields in listening if fields[1].endswith(f":{port:04X}") and fields[3] == "0A"
+        ]
         assert local == [f"0100007F:{port:04X}"]  # 127.0.0.1 only
         with socket.create_connection(("127.0.0.1", port), timeout=30):
             pass

@@ -68,7 +68,8 @@ class Result:
     values: np.ndarray = field(repr=False)
     png: bytes = field(repr=False)
     range_mode: str
-    _diverging: bytes | None = field(default=None, repr=False)
+    kept: dict = field(default_factory=dict, repr=False)
+    """PNGs that depend on the raw values only, shared by every result of the same values."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -78,9 +79,9 @@ class Result:
     @property
     def diverging_png(self) -> bytes:
         """The signed result: zero mid-grey, blue below and red above, scaled by the largest magnitude."""
-        if self._diverging is None:
-            self._diverging = encode_png(diverging_pixels(self.values), compress_level=1)
-        return self._diverging
+        if "diverging" not in self.kept:
+            self.kept["diverging"] = encode_png(diverging_pixels(self.values), compress_level=1)
+        return self.kept["diverging"]
 
     def summary(self) -> dict:
         """What the page shows beside the images, JSON-ready."""
@@ -133,18 +134,26 @@ def shape_text(state: ExploreState, shape: tuple[int, int], out: tuple[int, int]
     return format_text(explanation)
 
 
+def _diverging_colours() -> np.ndarray:
+    """256 RGB colours: index 128 is mid-grey (zero), 1 full blue (the most negative), 255 full red."""
+    grey, red, blue = np.array([128.0] * 3), np.array([200.0, 30.0, 30.0]), np.array([30.0, 60.0, 200.0])
+    t = (np.arange(256) - 128.0)[:, np.newaxis] / 127.0
+    return np.rint(np.where(t >= 0, grey + t * (red - grey), grey - t * (blue - grey))).astype(np.uint8)
+
+
+DIVERGING = _diverging_colours()
+
+
 def diverging_pixels(values: np.ndarray) -> np.ndarray:
-    """``H x W x 3`` uint8: 0 is mid-grey (128), the largest magnitude full blue (< 0) or full red (> 0)."""
-    finite = np.where(np.isfinite(values), values, 0.0).astype(np.float64)
+    """``H x W x 3`` uint8: 0 is mid-grey (128), the largest magnitude full blue (< 0) or full red (> 0).
+
+    Values are scaled by the largest finite magnitude onto 255 steps (-127..127); NaN shows as zero.
+    """
+    finite = np.where(np.isfinite(values), values, 0).astype(np.float32, copy=False)
     scale = float(np.abs(finite).max()) or 1.0
-    t = np.clip(finite / scale, -1.0, 1.0)[..., np.newaxis]
-    grey, red, blue = (
-        np.array([128.0, 128.0, 128.0]),
-        np.array([200.0, 30.0, 30.0]),
-        np.array([30.0, 60.0, 200.0]),
-    )
-    rgb = np.where(t >= 0, grey + t * (red - grey), grey - t * (blue - grey))
-    return np.rint(rgb).astype(np.uint8)
+    steps = np.rint(finite * np.float32(127.0 / scale))
+    np.clip(steps, -127, 127, out=steps)
+    return DIVERGING[(steps + 128).astype(np.uint8)]
 
 
 class Explorer:
@@ -161,7 +170,7 @@ class Explorer:
         self.max_upload = max_upload
         self.pictures: dict[str, Picture] = {}
         self.results: OrderedDict[str, Result] = OrderedDict()
-        self.raw: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self.raw: OrderedDict[tuple, tuple[np.ndarray, dict]] = OrderedDict()
         self.lock = threading.RLock()
         self.given = image
         if image is not None:  # decoded now: a bad IMAGE is an error before the server starts
@@ -231,19 +240,18 @@ class Explorer:
                 raise ConvFilterError(f"{picture.name}: {exc}") from None
             check_output_pixels(picture.name, out_shape, self.max_pixels)
             raw_key = (picture.key, repr(op))
-            values = self.raw.get(raw_key)
-            if values is None:
-                values = apply(op, picture.data.channels)[-1][0]
-                self.raw[raw_key] = values
+            if raw_key not in self.raw:
+                self.raw[raw_key] = (apply(op, picture.data.channels)[-1][0], {})
                 while len(self.raw) > _RESULTS_KEPT:
                     self.raw.popitem(last=False)
+            values, kept = self.raw[raw_key]
             if not np.isfinite(values).any():
                 raise ConvFilterError(
                     f"{picture.name}: the result is not finite anywhere (the sums overflow float32); "
                     "use smaller weights"
                 )
             png, used = _encode(picture, values, state.range_mode)
-            result = Result(key, state, picture, values, png, used)
+            result = Result(key, state, picture, values, png, used, kept)
             self.results[key] = result
             while len(self.results) > _RESULTS_KEPT:
                 self.results.popitem(last=False)

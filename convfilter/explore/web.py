@@ -11,6 +11,7 @@ upload. No request names a file: pictures are keys the server made.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import secrets
@@ -72,6 +73,7 @@ class ExploreHandler(BaseHTTPRequestHandler):
 
     server: ExploreServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK wait between
     server_version = "convfilter-explore"
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
@@ -123,7 +125,9 @@ class ExploreHandler(BaseHTTPRequestHandler):
             self._send_json(meta(explorer))
         elif path == "/api/view":
             state = ExploreState.from_query(query, explorer.default_image)
-            self._send_json(explorer.run(state).summary())
+            result = explorer.run(state)
+            # The PNG travels inline: the new output is on screen after one round trip, not two.
+            self._send_json({**result.summary(), "png": base64.b64encode(result.png).decode("ascii")})
         elif path.startswith("/api/input/") and path.endswith(".png"):
             self._send_png(explorer.picture(path[len("/api/input/") : -4]).png)
         elif path.startswith(("/api/output/", "/api/diverging/")) and path.endswith(".png"):

@@ -176,6 +176,7 @@ async function update(fromState) {
   const url = new URLSearchParams(view.query);
   url.set("token", token);
   history.replaceState(null, "", `?${url.toString()}`);
+  document.body.dataset.view = view.key; // the output shows it once its dataset.key is the same
   const output = $("output");
   output.onload = () => {
     if (mine !== sequence) return;
@@ -186,7 +187,7 @@ async function update(fromState) {
   };
   fit(output, view.output_shape[0], view.output_shape[1]);
   fit($("diverging"), view.output_shape[0], view.output_shape[1]);
-  output.src = api(`/api/output/${view.key}.png`);
+  output.src = `data:image/png;base64,${view.png}`; // the PNG the server computed, inline
   $("diverging").src = api(`/api/diverging/${view.key}.png`);
   const inputChanged = !current || current.image !== view.image || JSON.stringify(current.pads) !== JSON.stringify(view.pads);
   current = view;
