@@ -429,3 +429,25 @@ def test_a_stopped_server_frees_its_port(small_png):
         socket.create_connection(("127.0.0.1", port), timeout=5)
     again = ExploreServer(Explorer(str(small_png)), port)  # the port can be bound again at once
     again.server_close()
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def test_a_bad_image_is_one_error_line_before_anything_listens(tmp_path):
+    missing = invoke("explore", tmp_path / "nope.png", "--no-browser")
+    assert (missing.exit_code, missing.output) == (1, f"Error: {tmp_path / 'nope.png'}: no such file\n")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    result = invoke("explore", broken, "--no-browser")
+    assert (result.exit_code, result.output) == (1, f"Error: {broken}: not an image file Pillow can read\n")
+
+
+def test_a_port_in_use_is_one_error_line(small_png):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = invoke("explore", small_png, "--port", port, "--no-browser")
+    assert result.exit_code == 1
+    assert result.output == f"Error: 127.0.0.1:{port}: cannot listen there (Address already in use)\n"

@@ -257,23 +257,28 @@ function clearOverlay() {
 }
 
 function highlight(taps) {
+  // Each tap as a square at least 3 CSS pixels wide, the window's extent as a frame around them.
   clearOverlay();
-  if (!frameShown) return;
-  const ctx = $("overlay").getContext("2d");
-  ctx.fillStyle = "rgba(228, 87, 46, 0.75)";
-  ctx.strokeStyle = "rgba(228, 87, 46, 1)";
+  if (!frameShown || !taps.length) return;
+  const overlay = $("overlay");
+  const ctx = overlay.getContext("2d");
+  const scale = overlay.width / Math.max(1, overlay.clientWidth); // canvas pixels per CSS pixel
+  const mark = Math.max(1, 3 * scale);
+  ctx.fillStyle = "rgba(228, 87, 46, 0.85)";
+  const rows = [], cols = [];
   for (const t of taps) {
     const y = t.row + frameShown.top, x = t.col + frameShown.left;
     if (y < 0 || x < 0 || y >= frameShown.rows || x >= frameShown.cols) continue;
-    ctx.fillRect(x, y, 1, 1);
+    rows.push(y);
+    cols.push(x);
+    ctx.fillRect(x + 0.5 - mark / 2, y + 0.5 - mark / 2, mark, mark);
   }
-  const rows = taps.map((t) => t.row + frameShown.top), cols = taps.map((t) => t.col + frameShown.left);
-  if (taps.length) {
-    const y0 = Math.min(...rows), x0 = Math.min(...cols);
-    const scale = $("overlay").width / Math.max(1, $("overlay").clientWidth);
-    ctx.lineWidth = Math.max(1, scale);
-    ctx.strokeRect(x0 - 0.5, y0 - 0.5, Math.max(...cols) - x0 + 2, Math.max(...rows) - y0 + 2);
-  }
+  if (!rows.length) return;
+  const y0 = Math.min(...rows), x0 = Math.min(...cols);
+  ctx.strokeStyle = "rgba(228, 87, 46, 1)";
+  ctx.lineWidth = 2 * scale;
+  const margin = mark / 2 + ctx.lineWidth;
+  ctx.strokeRect(x0 + 0.5 - margin, y0 + 0.5 - margin, Math.max(...cols) - x0 + 2 * margin, Math.max(...rows) - y0 + 2 * margin);
 }
 
 // --- hovering an output pixel --------------------------------------------------------------------
