@@ -27,6 +27,7 @@ from convfilter.cli.streams import check_open, silence_stdout, write_stdout
 from convfilter.engine.model import wait_for_preload
 from convfilter.engine.tiles import DEFAULT_TILE_SIZE
 from convfilter.errors import ExitStatus, printable
+from convfilter.io import stores
 from convfilter.io.images import nesting
 from convfilter.ops.spec import Operation
 from convfilter.run.files import FilterResult
@@ -201,7 +202,7 @@ def _zarr(input_path: str, output_path: str, opts, job: Job) -> None:
     problem = nesting(input_path, output_path)
     if problem is not None:  # refused before anything is moved or deleted, --overwrite or not
         raise click.ClickException(f"{output_path}: {problem}; choose another output")
-    if opts.skip_existing and os.path.lexists(output_path):
+    if opts.skip_existing and _zarr_exists(output_path):
         return
     settings = job.output
     run = functools.partial(
@@ -224,6 +225,15 @@ def _zarr(input_path: str, output_path: str, opts, job: Job) -> None:
     if opts.json_lines:
         result = FileResult(input_path, output_path, WRITTEN, input_shape=shapes[0], output_shape=shapes[1])
         write_stdout(json.dumps(result.as_dict()) + "\n")
+
+
+def _zarr_exists(path: str) -> bool:
+    """True when the Zarr output ``path`` exists (a directory, or an array's metadata at a URL)."""
+    if stores.is_url(path):
+        from convfilter.cluster import zarr_objects
+
+        return zarr_objects.has_array(path)
+    return os.path.lexists(path)
 
 
 def _frame_note(result: FileResult, settings: OutputSettings) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import click
 
 from convfilter.cli.boundary import CONTEXT_SETTINGS, Command
-from convfilter.cli.options import max_pixels_option, picked_params, show_options
+from convfilter.cli.options import max_pixels_option, picked_params, show_options, storage_options_option
 from convfilter.cli.side import check_distinct, check_side_outputs, refuse_existing
 from convfilter.errors import ConvFilterError
 from convfilter.export import export_stack
@@ -120,6 +120,7 @@ def learn_command(conv_options: Callable) -> click.Command:  # long: mostly opti
         help="Read BEFORE's C channels (alpha too) and learn a (K, K, C, 1) kernel reading them all "
         "(saved as .npy).",
     )
+    @storage_options_option()
     @show_options
     def learn(
         before_path,
@@ -127,6 +128,7 @@ def learn_command(conv_options: Callable) -> click.Command:  # long: mostly opti
         size,
         max_pixels,
         channels,
+        storage_options,
         kernel_path,
         learn_bias,
         epochs,

@@ -345,6 +345,7 @@ class BatchOptions:
     png_compression: int
     dask: str | None
     dask_timeout: float
+    storage_options: object = None
 
 
 def _check_format(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -361,6 +362,30 @@ def _check_format(ctx: click.Context, param: click.Parameter, value: str | None)
             "nor a matrix file (npy, csv, txt)"
         ) from None
     return ext
+
+
+def _storage_options(ctx: click.Context, param: click.Parameter, value: str | None):
+    from convfilter.io import stores
+
+    try:  # a callback runs while Click parses, before the error boundary
+        options = stores.parse_storage_options(value)
+    except ArgumentError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    stores.configure(options)  # every URL this command opens, here and on Dask workers
+    return options
+
+
+def storage_options_option() -> Callable:
+    """``--storage-options JSON`` (or ``CONVFILTER_STORAGE_OPTIONS``): fsspec's options for every URL."""
+    return click.option(
+        "--storage-options",
+        metavar="JSON",
+        envvar="CONVFILTER_STORAGE_OPTIONS",
+        callback=_storage_options,
+        help="fsspec storage options for s3://, gs://, az:// ... inputs and outputs, e.g. "
+        '\'{"endpoint_url": "http://127.0.0.1:9000"}\' (or CONVFILTER_STORAGE_OPTIONS). Without them '
+        "the store's own settings apply (AWS_PROFILE, AWS_ENDPOINT_URL, ...).",
+    )
 
 
 def batch_options(command: Callable) -> Callable:  # long: a declarative list of options
@@ -437,6 +462,7 @@ def batch_options(command: Callable) -> Callable:  # long: a declarative list of
             "processes on this machine; a bare --dask reads DASK_SCHEDULER_ADDRESS. Inputs and outputs "
             "must be on storage every worker sees. Needs pip install 'convfilter[dask]'.",
         ),
+        storage_options_option(),
         click.option(
             "--dask-timeout",
             type=click.FloatRange(min=0, min_open=True),

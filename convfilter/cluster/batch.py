@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from convfilter.cluster.tasks import run_part, split_parts
+from convfilter.io import stores
 from convfilter.io.atomic import remove_leftovers
 from convfilter.io.images import header_pixels
 from convfilter.io.matrices import is_matrix_path
@@ -84,6 +85,7 @@ class ClusterRunner:
                 dataclasses.replace(self.job, files=[todo[i] for i in part], output=output),
                 os.getcwd(),
                 stop_name,
+                stores.current_options(),  # the worker opens the URLs itself; the repr hides the values
                 pure=False,
                 key=f"convfilter-{uuid.uuid4().hex}",
             )

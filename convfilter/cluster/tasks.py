@@ -7,6 +7,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from convfilter.io import stores
+from convfilter.io.stores import StorageOptions
 from convfilter.run.jobs import FileJob, FileResult, Job
 
 try:
@@ -42,7 +44,9 @@ def split_parts(
     return parts
 
 
-def run_part(job: Job, cwd: str, stop_event: str | None = None) -> list[FileResult]:
+def run_part(
+    job: Job, cwd: str, stop_event: str | None = None, options: StorageOptions | None = None
+) -> list[FileResult]:
     """Run ``job`` (one task's files) on this worker; results without their pixel arrays.
 
     Relative paths are the client's, relative to its working directory
@@ -56,9 +60,12 @@ def run_part(job: Job, cwd: str, stop_event: str | None = None) -> list[FileResu
     worker died recognises the files its earlier attempt wrote
     (:func:`convfilter.io.atomic.move_into_place`).
     When the Dask event ``stop_event`` is set (Ctrl-C, ``--fail-fast``), no new
-    file is started; the files being written are finished.
+    file is started; the files being written are finished. ``options`` are
+    the run's storage options: the worker reads and writes URLs itself.
     """
     from convfilter.run.runner import Runner
+
+    stores.configure(options)
 
     event = None
     if stop_event is not None:
@@ -90,7 +97,7 @@ def run_part(job: Job, cwd: str, stop_event: str | None = None) -> list[FileResu
 
 def _absolute(file: FileJob, cwd: str) -> FileJob:
     def absolute(path):
-        return path if path is None else os.path.join(cwd, path)
+        return path if path is None or stores.is_url(path) else os.path.join(cwd, path)
 
     plan = file.plan if file.plan is None else dataclasses.replace(file.plan, path=absolute(file.plan.path))
     return dataclasses.replace(file, input=absolute(file.input), output=absolute(file.output), plan=plan)

@@ -15,6 +15,7 @@ whatever the array's size. The result is float32, the raw Conv2D values
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from convfilter.errors import ArgumentError, ConvFilterError, ImageTooSmallError, one_line
+from convfilter.io import stores
 from convfilter.io.atomic import exists_message, rename_no_replace
 from convfilter.io.images import nesting
 from convfilter.ops.spec import Conv2DSpec
@@ -52,10 +54,18 @@ def open_input(path: str, max_pixels: int | None = None) -> Any:
     ``max_pixels`` refuses a store that declares more pixels (whatever data it holds), up front.
     """
     zarr = require_zarr()
-    if not os.path.isdir(path):
-        raise ConvFilterError(f"{path}: no such Zarr array (a .zarr directory)")
+    if stores.is_url(path):
+        from convfilter.cluster import zarr_objects
+
+        if not zarr_objects.has_array(path):
+            raise ConvFilterError(f"{stores.shown(path)}: no such Zarr array (no zarr.json there)")
+        opener = functools.partial(zarr_objects.open_array, path)
+    else:
+        if not os.path.isdir(path):
+            raise ConvFilterError(f"{path}: no such Zarr array (a .zarr directory)")
+        opener = functools.partial(zarr.open, path, mode="r")
     try:
-        node = zarr.open(path, mode="r")
+        node = opener()
     except Exception as exc:
         raise ConvFilterError(f"{path}: not a Zarr array ({one_line(exc)})") from None
     if not hasattr(node, "shape"):
@@ -146,22 +156,26 @@ def _source_index(array: Any, tile: Any, border: str, r: int, c: int) -> tuple[i
 
 def filter_tiles_of(
     input_path: str,
-    output_path: str,
+    output: Any,
     op: Conv2DSpec,
     tile_size: int,
     indices: Sequence[int],
     shown: str | None = None,
+    options: stores.StorageOptions | None = None,
 ) -> int:
-    """Filter the output tiles numbered ``indices`` of ``input_path`` into the Zarr array at ``output_path``.
+    """Filter the output tiles numbered ``indices`` of ``input_path`` into the Zarr array ``output``
+    (a local path, or an object store's :class:`~convfilter.cluster.zarr_objects.ObjectTarget`).
 
-    Runs wherever the arrays can be opened (a thread here, a Dask worker);
-    returns how many tiles it wrote.
+    Runs wherever the arrays can be opened (a thread here, a Dask worker, which
+    is given this run's storage ``options``); returns how many tiles it wrote.
     """
     from convfilter.engine.tiles import run_tile
 
     zarr = require_zarr()
+    if options is not None:
+        stores.configure(options)
     source = open_input(input_path)
-    target = zarr.open_array(output_path, mode="r+")
+    target = zarr.open_array(output, mode="r+") if isinstance(output, str) else output.open()
     tiles, _ = plan(source.shape, op, tile_size)
 
     def read(array, tile, border):
@@ -206,9 +220,18 @@ def filter_zarr(
     problem = nesting(input_path, output_path)
     if problem is not None:  # an output replaced whole must never take the input with it
         raise ConvFilterError(f"{output_path}: {problem}; choose another output")
+    tiles, chunks = plan(shape, op, tile_size)
+    depth = (op.filters,) if op.out_channels > 1 else ()  # a stack of N filters: H' x W' x N
+    starts = range(0, len(tiles), TILES_PER_TASK)
+    groups = [list(range(i, min(i + TILES_PER_TASK, len(tiles)))) for i in starts]
+    # Workers may run in another directory: they get the input as an absolute path.
+    source_path = input_path if stores.is_url(input_path) else os.path.abspath(input_path)
+    run = functools.partial(_run_groups, source_path, op, tile_size, groups, input_path, client, workers)
+    if stores.is_url(output_path):
+        _filter_into_objects(output_path, (*out_shape, *depth), (*chunks, *depth), overwrite, run)
+        return shape, out_shape
     if os.path.lexists(output_path) and not overwrite:
         raise ConvFilterError(exists_message(output_path))
-    tiles, chunks = plan(shape, op, tile_size)
     parent = os.path.dirname(os.path.abspath(output_path))
     try:
         temporary = tempfile.mkdtemp(prefix=".convfilter-", suffix=".zarr.part", dir=parent)
@@ -216,38 +239,47 @@ def filter_zarr(
         raise ConvFilterError(f"{output_path}: cannot write ({exc.strerror})") from None
     try:
         os.chmod(temporary, 0o777 & ~_umask())
-        depth = (op.filters,) if op.out_channels > 1 else ()  # a stack of N filters: H' x W' x N
         zarr.create_array(
             temporary, shape=(*out_shape, *depth), chunks=(*chunks, *depth), dtype="float32", overwrite=True
         )
-        groups = [
-            list(range(i, min(i + TILES_PER_TASK, len(tiles)))) for i in range(0, len(tiles), TILES_PER_TASK)
-        ]
-        # Workers may run in another directory: they get the input as an absolute path.
-        source_path = os.path.abspath(input_path)
-        if client is not None:
-            futures = [
-                client.submit(
-                    filter_tiles_of, source_path, temporary, op, tile_size, group, input_path, pure=False
-                )
-                for group in groups
-            ]
-            client.gather(futures)
-        else:
-            with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-                list(
-                    pool.map(
-                        lambda group: filter_tiles_of(
-                            source_path, temporary, op, tile_size, group, input_path
-                        ),
-                        groups,
-                    )
-                )
+        run(temporary)
         _move_into_place(temporary, output_path, replace=overwrite)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     return shape, out_shape
+
+
+def _run_groups(source_path, op, tile_size, groups, shown, client, workers, target) -> None:
+    """Every group of tiles into ``target``: as Dask tasks with ``client``, else in threads here."""
+    options = stores.current_options()
+    if client is not None:
+        futures = [
+            client.submit(
+                filter_tiles_of, source_path, target, op, tile_size, group, shown, options, pure=False
+            )
+            for group in groups
+        ]
+        client.gather(futures)
+        return
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        list(
+            pool.map(lambda group: filter_tiles_of(source_path, target, op, tile_size, group, shown), groups)
+        )
+
+
+def _filter_into_objects(output_path: str, shape: tuple, chunks: tuple, overwrite: bool, run) -> None:
+    """An object store's output: chunks first (leftovers of an interrupted run removed), metadata last."""
+    from convfilter.cluster import zarr_objects
+
+    if zarr_objects.has_array(output_path) and not overwrite:
+        raise ConvFilterError(exists_message(output_path))
+    zarr_objects.clear(output_path)  # the replaced array, or chunks an interrupted run left
+    store, target = zarr_objects.create(output_path, shape, chunks)
+    run(target)
+    if not overwrite and zarr_objects.has_array(output_path):  # another run finished first meanwhile
+        raise ConvFilterError(exists_message(output_path))
+    store.commit()
 
 
 def _move_into_place(temporary: str, output_path: str, *, replace: bool) -> None:

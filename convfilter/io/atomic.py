@@ -5,6 +5,11 @@ target's own directory, flushed to disk, given the permissions a plain
 ``open()`` would give it (or the replaced file's), and then renamed into
 place. On any failure, including Ctrl-C, the temporary file is removed and an
 existing target is untouched.
+
+A URL (``s3://...``, :mod:`convfilter.io.stores`) has no rename: its content
+is collected in memory (or, for a writer that needs a path, a local
+temporary file) and stored in one upload when the block succeeds, so the
+object appears whole or not at all there too.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import io
 import os
 import tempfile
 import threading
@@ -19,13 +25,14 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from convfilter.errors import ConvFilterError, one_line
+from convfilter.io import stores
 
 _UMASK_LOCK = threading.Lock()
 
 
 def exists_message(path: str) -> str:
     """The one-line message for an output that exists and may not be replaced."""
-    return f"{path}: already exists (use --overwrite to replace it or --skip-existing to keep it)"
+    return stores.exists(path)
 
 
 def temp_prefix(path: str) -> str:
@@ -40,6 +47,8 @@ def remove_leftovers(path: str, claim: str) -> int:
     claim marker (:func:`move_into_place`); never another run's. Only for a
     caller that knows this run writes ``path`` no more (a Dask run whose tasks have all ended).
     """
+    if stores.is_url(path):
+        return 0  # an object store write leaves no temporary object
     directory = os.path.dirname(os.path.abspath(path))
     prefix = temp_prefix(path) + claim + "."
     removed = 0
@@ -71,6 +80,10 @@ def atomic_path(
     ``replace=False`` an existing ``path`` is never replaced (see
     :func:`move_into_place`).
     """
+    if stores.is_url(path):
+        with _upload_path(path, replace=replace, suffix=suffix, errors=errors) as tmp:
+            yield tmp
+        return
     directory = os.path.dirname(os.path.abspath(path))
     try:
         prefix = temp_prefix(path) + (f"{claim}." if claim else "")
@@ -100,10 +113,41 @@ def atomic_file(
     claim: str | None = None,
 ) -> Iterator[BinaryIO]:
     """Yield a binary file to write ``path``'s new content into; see :func:`atomic_path`."""
+    if stores.is_url(path):
+        buffer = io.BytesIO()
+        try:
+            yield buffer
+        except BaseException as exc:
+            if isinstance(exc, errors) and not isinstance(exc, ConvFilterError):
+                raise ConvFilterError(f"{stores.shown(path)}: cannot write ({one_line(exc)})") from None
+            raise
+        stores.write_bytes(path, buffer.getvalue(), replace=replace)
+        return
     with atomic_path(path, replace=replace, errors=errors, claim=claim) as tmp, open(tmp, "wb") as handle:
         yield handle
         handle.flush()
         os.fsync(handle.fileno())
+
+
+@contextlib.contextmanager
+def _upload_path(
+    url: str, *, replace: bool, suffix: str, errors: tuple[type[BaseException], ...]
+) -> Iterator[str]:
+    """A local temporary file for a writer that needs a path; uploaded to ``url`` in one piece after."""
+    fd, tmp = tempfile.mkstemp(prefix=".convfilter-", suffix=suffix)
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb") as handle:
+            data = handle.read()
+    except BaseException as exc:
+        if isinstance(exc, errors) and not isinstance(exc, ConvFilterError):
+            raise ConvFilterError(f"{stores.shown(url)}: cannot write ({one_line(exc)})") from None
+        raise
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    stores.write_bytes(url, data, replace=replace)
 
 
 def move_into_place(tmp: str, path: str, *, replace: bool = True, claim: str | None = None) -> None:

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from convfilter.errors import ArgumentError, ConvFilterError, TooManyPixelsError, input_file_error, one_line
+from convfilter.io import stores
 from convfilter.io.atomic import atomic_file
 from convfilter.io.modes import Planes, color_planes, gray_planes
 from convfilter.io.png import PNG_MODES, png_mode, write_png
@@ -214,6 +215,8 @@ def _read(
     source: BinaryIO | None = None,
     on_open: Callable[[tuple[int, int]], None] | None = None,
 ) -> tuple[Planes, str, dict, int, int]:
+    if source is None and stores.is_url(path):
+        source = io.BytesIO(stores.read_bytes(path))
     if source is None:
         _check_input_file(path)
     try:
@@ -333,6 +336,8 @@ def header_pixels(path: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> int
     For planning memory only: a file that cannot be opened gives 0 and is
     reported when it is read.
     """
+    if stores.is_url(path):
+        return 0  # unknown without a request; the object is checked when it is read
     try:
         with _pixel_limit(max_pixels), Image.open(path) as img:
             return img.width * img.height
@@ -370,6 +375,9 @@ def check_writable(path: str, *, create_dirs: bool = False) -> None:
     its nearest existing ancestor is a writable directory (it is created only
     when the file is written, so a run that writes nothing leaves no folders).
     """
+    if stores.is_url(path):
+        stores.check_protocol(path)  # the store itself answers when the object is written
+        return
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise ConvFilterError(f"{path}: is a directory")
@@ -390,6 +398,15 @@ def nesting(input_path: str, output_path: str) -> str | None:
     Directory outputs (a Zarr store, a folder) are replaced whole: one that is
     the input, holds it or lies inside it must never be, whatever ``--overwrite`` says.
     """
+    if stores.is_url(input_path) or stores.is_url(output_path):
+        a, b, sep = (stores.normalize(p) if stores.is_url(p) else p for p in (input_path, output_path, "/"))
+        if a == b:
+            return "is the input"
+        if a.startswith(b.rstrip(sep) + sep):
+            return f"holds the input {input_path}"
+        if b.startswith(a.rstrip(sep) + sep):
+            return f"lies inside the input {input_path}"
+        return None
     a, b = os.path.realpath(input_path), os.path.realpath(output_path)
     if a == b or same_file(input_path, output_path):
         return "is the input"
@@ -402,6 +419,8 @@ def nesting(input_path: str, output_path: str) -> str | None:
 
 def same_file(a: str, b: str) -> bool:
     """True when both paths exist and name the same file."""
+    if stores.is_url(a) or stores.is_url(b):
+        return stores.is_url(a) and stores.is_url(b) and stores.normalize(a) == stores.normalize(b)
     try:
         return os.path.samefile(a, b)
     except OSError:

@@ -15,12 +15,14 @@ float32, integral values without a trailing ``.0``. Writes are atomic.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 
 import numpy as np
 
 from convfilter.errors import ConvFilterError, input_file_error, one_line
+from convfilter.io import stores
 from convfilter.io.atomic import atomic_file
 
 MATRIX_EXTENSIONS = (".npy", ".csv", ".txt")
@@ -148,7 +150,8 @@ def _check_npy_size(handle) -> None:
     claimed = dtype.itemsize
     for side in shape:
         claimed *= int(side)
-    held = os.fstat(handle.fileno()).st_size - handle.tell()
+    size = handle.getbuffer().nbytes if isinstance(handle, io.BytesIO) else os.fstat(handle.fileno()).st_size
+    held = size - handle.tell()
     if claimed > held:
         shown = "x".join(str(side) for side in shape)
         raise ValueError(f"header claims a {shown} array ({claimed} bytes) but the file holds {held} bytes")
@@ -163,24 +166,28 @@ def read_matrix(path: str, more: tuple[int, ...] = ()) -> np.ndarray:
     ext = os.path.splitext(path)[1].lower()
     if ext not in MATRIX_EXTENSIONS:
         raise ConvFilterError(f"{path}: not a matrix file; use {', '.join(MATRIX_EXTENSIONS)}")
+    data = stores.read_bytes(path) if stores.is_url(path) else None  # an object: fetched whole, once
     try:
         if ext == ".npy":
-            with open(path, "rb") as handle:
+            with open(path, "rb") if data is None else io.BytesIO(data) as handle:
                 magic = handle.read(len(NPY_MAGIC))
                 if magic != NPY_MAGIC:
                     raise ValueError("not a .npy file (no NumPy header)")
                 _check_npy_size(handle)
             try:
-                array = np.load(path, allow_pickle=False)
+                array = np.load(path if data is None else io.BytesIO(data), allow_pickle=False)
             except ValueError as exc:
                 if "pickle" in str(exc):
                     raise ValueError("holds Python objects, which need pickle (refused)") from None
                 raise ValueError(f"not a valid .npy file ({one_line(exc)})") from None
             return _fits_float32(as_matrix(array, more))
-        if os.path.getsize(path) > MAX_TEXT_BYTES:
+        if (os.path.getsize(path) if data is None else len(data)) > MAX_TEXT_BYTES:
             raise ValueError(f"is larger than {MAX_TEXT_BYTES // 2**20} MiB; use .npy for big matrices")
-        with open(path, encoding="utf-8-sig") as handle:
-            text = handle.read()
+        if data is None:
+            with open(path, encoding="utf-8-sig") as handle:
+                text = handle.read()
+        else:
+            text = data.decode("utf-8-sig")
         return _fits_float32(parse_text(text))
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         raise input_file_error(path, exc, "a matrix file") from None

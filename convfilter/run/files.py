@@ -22,6 +22,7 @@ from PIL import Image
 
 from convfilter.engine.tiles import DEFAULT_TILE_SIZE, filter_tiles, plan_tiles
 from convfilter.errors import ArgumentError, ConvFilterError
+from convfilter.io import stores
 from convfilter.io.color import merge_bands, pixel_array
 from convfilter.io.images import (
     DEFAULT_MAX_PIXELS,
@@ -311,7 +312,7 @@ def write_output(
     """
     picture, used = render_output(plan, data, values, depth, out_mode, alpha, pixels=pixels)
     parent = os.path.dirname(plan.path)
-    if parent and not os.path.isdir(parent):
+    if parent and not stores.is_url(plan.path) and not os.path.isdir(parent):
         try:
             os.makedirs(parent, exist_ok=True)
         except OSError as exc:

@@ -29,6 +29,7 @@ from PIL import Image
 
 from convfilter.engine.tiles import DEFAULT_TILE_SIZE, check_tile_size
 from convfilter.errors import ArgumentError, ConvFilterError
+from convfilter.io import stores
 from convfilter.io.atomic import exists_message
 from convfilter.io.images import (
     DEFAULT_MAX_PIXELS,
@@ -203,7 +204,16 @@ def expand_inputs(
             found.append((path, root))
 
     for path in paths:
-        if recursive and path != STDIO and os.path.isdir(path):
+        if stores.is_url(path):
+            if stores.has_magic(path):  # the shell cannot expand a URL's pattern: fsspec does
+                for file in stores.glob(path):
+                    add(file, None)
+            elif recursive and stores.isdir(path):
+                for file in stores.find(path, extensions):
+                    add(file, path)
+            else:
+                add(path, None)
+        elif recursive and path != STDIO and os.path.isdir(path):
             for file in _walk_images(path, extensions, excluded):
                 add(file, path)
         else:
@@ -228,7 +238,7 @@ def _walk_images(root: str, extensions: frozenset[str], excluded: set[str]) -> I
 
 def _is_stream(path: str) -> bool:
     """True for a pipe or a character device (``/dev/fd/N`` from ``<(...)``, a named FIFO)."""
-    if path == STDIO:
+    if path == STDIO or stores.is_url(path):
         return False
     try:
         mode = os.stat(path).st_mode
@@ -251,7 +261,7 @@ def _read_stream(path: str) -> bytes:
 
 def _identity(path: str) -> tuple[int, int] | None:
     """The file ``path`` is (device, inode), through symbolic and hard links; ``None`` if there is none."""
-    if path == STDIO:
+    if path == STDIO or stores.is_url(path):
         return None
     try:
         status = os.stat(path)
@@ -262,6 +272,8 @@ def _identity(path: str) -> tuple[int, int] | None:
 
 def _key(path: str) -> str:
     """A comparable name for ``path``: absolute, with the directory's symbolic links resolved."""
+    if stores.is_url(path):
+        return stores.normalize(path)
     absolute = os.path.abspath(path)
     head, tail = os.path.split(absolute)
     return os.path.normcase(os.path.join(os.path.realpath(head), tail))
@@ -302,7 +314,7 @@ def plan_outputs(
         check_template(template)
     jobs: list[FileJob] = []
     for path, root in inputs:
-        if root is None and os.path.isdir(path):
+        if root is None and (stores.isdir(path) if stores.is_url(path) else os.path.isdir(path)):
             jobs.append(FileJob(path, None, error=f"{path}: is a directory (use --recursive for its images)"))
             continue
         directory, name = os.path.split(path)
@@ -318,9 +330,12 @@ def plan_outputs(
             }
             relative = template.format(**fields)
         else:
-            below = os.path.relpath(directory, root) if root is not None else ""
+            below = _below(directory, root) if root is not None else ""
             relative = os.path.join(below, stem + suffix + (f".{out_ext}" if out_ext else ""))
-        output = os.path.normpath(os.path.join(output_dir, relative) if output_dir else relative)
+        if output_dir:
+            output = stores.join(output_dir, relative)
+        else:
+            output = relative if stores.is_url(relative) else os.path.normpath(relative)
         jobs.append(FileJob(path, output))
     # A file found below a directory that this run writes anyway (a first run's output, when the
     # outputs go into the input folder) is no input: a re-run must not filter its own outputs.
@@ -332,6 +347,14 @@ def plan_outputs(
     ]
     _refuse_collisions(jobs)
     return jobs
+
+
+def _below(directory: str, root: str) -> str:
+    """Where ``directory`` lies below ``root`` (``""`` for ``root`` itself); URLs too."""
+    if stores.is_url(directory):
+        inside = directory[len(root.rstrip("/")) :].strip("/")
+        return inside
+    return os.path.relpath(directory, root)
 
 
 def _refuse_collisions(jobs: Sequence[FileJob]) -> None:
@@ -364,11 +387,12 @@ def check_jobs(job: Job, *, skip_existing: bool = False, make_dirs: bool = False
     inputs = {_key(file.input) for file in job.files if file.input != STDIO}
     inputs |= {identity for file in job.files if (identity := _identity(file.input)) is not None}
     mode = job.range_mode
+    present = _existing_objects([f.output for f in job.files if f.error is None and stores.is_url(f.output)])
     for file in job.files:
         if file.error is not None or file.output is None:
             continue
         try:
-            file.plan = _check_file(file, job.output, mode, inputs, skip_existing, make_dirs)
+            file.plan = _check_file(file, job.output, mode, inputs, skip_existing, make_dirs, present)
             if not file.skip and file.data is None and _is_stream(file.input):
                 file.data = _read_stream(file.input)
         except ConvFilterError as exc:
@@ -377,8 +401,26 @@ def check_jobs(job: Job, *, skip_existing: bool = False, make_dirs: bool = False
             file.error, file.usage = str(exc), True
 
 
+def _existing_objects(urls: list[str]) -> set[str]:
+    """The output URLs that exist, found by listing (a failing listing fails the files when written)."""
+    if not urls:
+        return set()
+    try:
+        return stores.existing(urls)
+    except ArgumentError:
+        raise
+    except ConvFilterError:
+        return set()
+
+
 def _check_file(
-    file: FileJob, out: OutputSettings, mode: str, inputs: set[str], skip_existing: bool, make_dirs: bool
+    file: FileJob,
+    out: OutputSettings,
+    mode: str,
+    inputs: set[str],
+    skip_existing: bool,
+    make_dirs: bool,
+    present: set[str],
 ) -> OutputPlan:
     output = file.output
     if output == STDIO:
@@ -392,7 +434,7 @@ def _check_file(
     )
     if _key(output) in inputs or _identity(output) in inputs:
         raise ConvFilterError(f"{output}: is an input of this run; refusing to overwrite it")
-    if os.path.lexists(output):
+    if output in present if stores.is_url(output) else os.path.lexists(output):
         if skip_existing:
             file.skip = True
         elif not out.overwrite:

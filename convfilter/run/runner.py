@@ -31,6 +31,7 @@ from PIL import Image
 from convfilter.engine.apply import apply
 from convfilter.engine.model import preload_for
 from convfilter.errors import ConvFilterError, ImageTooSmallError, one_line
+from convfilter.io import stores
 from convfilter.io.images import ENCODE_ERRORS, check_size, header_pixels, save_image
 from convfilter.io.matrices import format_matrix, is_matrix_path
 from convfilter.run.files import (
@@ -61,6 +62,10 @@ class _Decoded:
     out_mode: str | None
     out_shape: tuple[int, int]
     tiled: bool = False
+
+
+URL_WORKERS = 16
+"""Threads decoding and encoding when inputs or outputs are URLs (each read and write is a request)."""
 
 
 class Runner:
@@ -94,6 +99,10 @@ class Runner:
         self.settings = job.output
         self.keep_stages = keep_stages
         self.workers = workers or default_workers()
+        if workers is None and any(stores.is_url(f.input) or stores.is_url(f.output) for f in self.jobs):
+            # A request to an object store mostly waits: more threads keep several in flight
+            # (fetching inputs ahead, uploading outputs behind) while the engine works.
+            self.workers = max(self.workers, URL_WORKERS)
         self.fail_fast = fail_fast
         self.batch_size = max(1, batch_size)
         self.max_batch_pixels = max_batch_pixels
