@@ -20,9 +20,9 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False, prog_name="convfilter")
 
 
-def invoke(*args):
-    """The CLI in-process on ``args``; an exception is caught into the result."""
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="convfilter")
+def invoke(*args, env: dict | None = None):
+    """The CLI in-process on ``args`` (with ``env`` set meanwhile); an exception is caught into the result."""
+    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="convfilter", env=env)
 
 
 def read(path) -> np.ndarray:

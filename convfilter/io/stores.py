@@ -163,7 +163,7 @@ def message(url: str, exc: BaseException) -> str:
     name = type(exc).__name__
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, FileNotFoundError):
-        if "bucket" in text.lower():
+        if re.search(r"bucket does not exist|nosuchbucket|bucket not found|container not found", text, re.I):
             return f"{shown(url)}: no such bucket ({text})"
         return f"{shown(url)}: no such object"
     if isinstance(exc, PermissionError):
