@@ -460,7 +460,8 @@ def batch_options(command: Callable) -> Callable:  # long: a declarative list of
             default=None,
             help="Run the files as tasks on a Dask cluster: tcp://HOST:8786, or local:N for N worker "
             "processes on this machine; a bare --dask reads DASK_SCHEDULER_ADDRESS. Inputs and outputs "
-            "must be on storage every worker sees. Needs pip install 'convfilter[dask]'.",
+            "must be on storage every worker sees (a shared disk, or s3:// gs:// az:// URLs). Needs "
+            "pip install 'convfilter[dask]'.",
         ),
         storage_options_option(),
         click.option(

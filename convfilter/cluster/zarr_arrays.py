@@ -34,6 +34,8 @@ from convfilter.run.placement import is_zarr_path
 
 __all__ = ["filter_zarr", "is_zarr_path", "open_input", "require_zarr"]
 
+URL_WORKERS = 16
+"""Threads filtering tiles when the input or the output is at a URL (requests mostly wait)."""
 TILES_PER_TASK = 4
 """Output tiles per Dask task: each task is worth its round trip, and a worker holds few windows."""
 EXTRA = "pip install 'convfilter[dask]'"
@@ -262,7 +264,9 @@ def _run_groups(source_path, op, tile_size, groups, shown, client, workers, targ
         ]
         client.gather(futures)
         return
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+    if workers is None:  # each chunk of a URL is a request: keep several in flight
+        workers = URL_WORKERS if stores.is_url(source_path) or not isinstance(target, str) else os.cpu_count()
+    with ThreadPoolExecutor(max_workers=workers or 1) as pool:
         list(
             pool.map(lambda group: filter_tiles_of(source_path, target, op, tile_size, group, shown), groups)
         )
