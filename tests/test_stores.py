@@ -324,3 +324,59 @@ def test_a_zarr_output_shows_no_array_until_its_metadata_lands(mem, tmp_path, mo
     np.testing.assert_allclose(
         zarr_objects.open_array(f"{root}/out.zarr")[:], correlate(data, BOX), rtol=1e-6
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("pool", "max", "{in}", "{out}.png", "--size", 2),
+        ("chain", "{in}", "{out}.png", "blur", "--", "sobel-x", "--padding", "same"),
+        ("bank", "sobel-x", "sobel-y", "{in}", "{out}.png"),
+        ("bank", "sobel-x", "sobel-y", "{in}", "{out}.npy", "--combine", "stack"),
+        ("blur", "{in}", "{out}.png", "--transpose", "--stride", 2, 2),
+        ("edge", "{in}", "{out}.png", "--color", "--range", "abs"),
+    ],
+    ids=["pool", "chain", "bank", "bank-stack", "transpose", "color"],
+)
+def test_every_command_writes_the_same_bytes_at_a_url(mem, tmp_path, args):
+    fs, root = mem
+    from PIL import Image
+
+    rgb = np.random.default_rng(6).integers(0, 256, (9, 10, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "in.png")
+    put(fs, f"{root}/in.png", tmp_path / "in.png")
+
+    def filled(source, target):
+        return [str(a).format(**{"in": source, "out": target}) for a in args]
+
+    assert invoke(*filled(tmp_path / "in.png", tmp_path / "out")).exit_code == 0
+    result = invoke(*filled(f"{root}/in.png", f"{root}/out"))
+    assert (result.exit_code, result.output) == (0, "")
+    ext = args[args.index("{out}.npy") if "{out}.npy" in args else args.index("{out}.png")][5:]
+    assert cat(fs, f"{root}/out{ext}") == (tmp_path / f"out{ext}").read_bytes()
+
+
+def test_learn_reads_and_writes_urls(mem, tmp_path):
+    fs, root = mem
+    save(tmp_path / "before.png", (12, 12), seed=2)
+    assert invoke("blur", tmp_path / "before.png", tmp_path / "after.png").exit_code == 0
+    put(fs, f"{root}/before.png", tmp_path / "before.png")
+    put(fs, f"{root}/after.png", tmp_path / "after.png")
+    local = invoke(
+        "learn", tmp_path / "before.png", tmp_path / "after.png", "--size", 3, "-o", tmp_path / "k.csv"
+    )
+    result = invoke("learn", f"{root}/before.png", f"{root}/after.png", "--size", 3, "-o", f"{root}/k.csv")
+    assert local.exit_code == result.exit_code == 0
+    assert cat(fs, f"{root}/k.csv") == (tmp_path / "k.csv").read_bytes()
+
+
+def test_in_a_batch_a_missing_object_fails_alone(mem, tmp_path):
+    fs, root = mem
+    save(tmp_path / "a.png", (6, 7), seed=3)
+    put(fs, f"{root}/a.png", tmp_path / "a.png")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{root}/missing.png\n{root}/a.png\n")
+    result = invoke("blur", "--files-from", listing, "-o", f"{root}/out")
+    assert result.exit_code == 1
+    assert result.output == (f"Error: {root}/missing.png: no such object\n1 written, 1 failed, 0 skipped\n")
+    assert fs.exists(f"{root}/out/a.png".removeprefix("memory:/"))
