@@ -43,6 +43,40 @@ def rescaled(values: np.ndarray) -> np.ndarray:
     return np.rint((values - values.min()) / (values.max() - values.min()) * 255)
 
 
+TIE = 1e-3
+"""How near a rounding tie (x.5) a reference value may lie and still round either way.
+
+The layer sums in float32 and the references in float64: a value that lies on .5 (a 3x3 average of
+integers often does) can land a hair below or above it, so rounding may go either way there, and
+only there. Everywhere else the written pixel must be exactly the rounded reference."""
+
+
+def rescale_reference(values: np.ndarray, out_max: int = 255) -> np.ndarray:
+    """``--range rescale`` from its definition, before rounding: min..max onto 0..out_max."""
+    values = np.asarray(values, dtype=np.float64)
+    lo, hi = values.min(), values.max()
+    return (values - lo) * (out_max / (hi - lo)) if hi > lo else np.zeros_like(values)
+
+
+def assert_pixels(written, reference, out_max: int = 255) -> None:
+    """``written`` equals ``reference`` (floats in the output's scale) rounded to nearest and clipped
+    to ``0..out_max``, exactly; one step either way only where the reference lies within
+    :data:`TIE` of a rounding tie."""
+    written = np.asarray(written).astype(np.int64)
+    reference = np.asarray(reference, dtype=np.float64)
+    assert written.shape == reference.shape, (written.shape, reference.shape)
+    expected = np.clip(np.rint(reference), 0, out_max).astype(np.int64)
+    tie = np.abs(reference - np.floor(reference) - 0.5) < TIE
+    wrong = (written != expected) & ~tie
+    if wrong.any():
+        at = tuple(int(i) for i in np.argwhere(wrong)[0])
+        raise AssertionError(
+            f"{wrong.sum()} pixels differ from the rounded reference, first at {at}: "
+            f"written {written[at]}, reference {reference[at]!r} rounds to {expected[at]}"
+        )
+    assert np.abs(written - expected)[tie].max(initial=0) <= 1
+
+
 def clip8(values):
     """``--range clip`` into 8 bits, from its definition."""
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from cmd_support import assert_pixels, rescale_reference
 from PIL import Image
 from reference import correlate, tf_same_padding
 
@@ -109,12 +110,11 @@ def _ascent() -> np.ndarray:
 def test_magnitude_image_and_v(tmp_path):
     result = run("bank", "sobel-x", "sobel-y", ASCENT, tmp_path / "edges.png", "-v")
     assert result.exit_code == 0, result.output
-    want = COMBINE["magnitude"](responses(_ascent(), [SOBEL_X, SOBEL_Y]))
-    want = np.rint((want - want.min()) / (want.max() - want.min()) * 255)
+    want = rescale_reference(COMBINE["magnitude"](responses(_ascent(), [SOBEL_X, SOBEL_Y])))
     with Image.open(tmp_path / "edges.png") as img:
         got = np.asarray(img, dtype=np.float64)
     assert got.shape == (510, 510)
-    assert np.abs(got - want).max() <= 1
+    assert_pixels(got, want)
     assert "filters: 2, each 3x3: weights shape (3, 3, 1, 2), 18 trainable (2*3*3)" in result.stderr
     assert (
         "layer:   Conv2D(2, (3, 3), strides=(1, 1), padding='valid', dilation_rate=(1, 1), use_bias=False) "
@@ -148,8 +148,7 @@ def test_stack_npy_and_stack_dir(tmp_path):
     ]
     with Image.open(out / "ascent-blur.png") as img:
         blur = np.asarray(img, dtype=np.float64)
-    want = np.clip(np.rint(correlate(_ascent(), np.full((3, 3), 1 / 9))), 0, 255)  # blur alone maps by clip
-    assert np.abs(blur - want).max() <= 1
+    assert_pixels(blur, correlate(_ascent(), np.full((3, 3), 1 / 9)))  # blur alone maps by clip
 
 
 @pytest.mark.parametrize(
@@ -196,10 +195,9 @@ def test_batch_with_a_combine(tmp_path):
     assert [line["status"] for line in lines] == ["written", "written"]
     with Image.open(tmp_path / "a.png") as img:
         x = np.asarray(img, dtype=np.float64)
-    want = COMBINE["max"](responses(x, [SOBEL_X, SOBEL_Y]))
-    want = np.rint((want - want.min()) / (want.max() - want.min()) * 255)
+    want = rescale_reference(COMBINE["max"](responses(x, [SOBEL_X, SOBEL_Y])))
     with Image.open(tmp_path / "out" / "a.png") as img:
-        assert np.abs(np.asarray(img, dtype=np.float64) - want).max() <= 1
+        assert_pixels(np.asarray(img), want)
 
 
 def test_export_saves_the_n_filter_layer(tmp_path):

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from cmd_support import SOBEL_X, read, rescaled, run
+from cmd_support import SOBEL_X, assert_pixels, read, rescale_reference, run
 from PIL import Image
 from reference import correlate
 from reference_pool import pool
@@ -41,7 +41,7 @@ def test_chain_equals_stage_by_stage(tmp_path, crop_png):
     gaussian = KERNELS["gaussian"].grid(size=5, sigma=1.0)
     expected = pool(correlate(correlate(image, gaussian), SOBEL_X, padding="same"), "max", 2)
     assert read(out).shape == (18, 22)
-    assert np.abs(read(out).astype(float) - rescaled(expected)).max() <= 1
+    assert_pixels(read(out), rescale_reference(expected))
 
 
 def test_chain_of_averaging_stages_is_clipped_and_every_option_works(tmp_path, crop_png):
@@ -145,7 +145,7 @@ def test_installed_chain_and_learn_commands(tmp_path, crop_png, convfilter_exe):
     assert done.returncode == 0 and done.stdout == "" and done.stderr == ""
     image = read(crop_png).astype(np.float64)
     expected = pool(correlate(image, KERNELS["edge"].build()), "max", 2)
-    assert np.abs(read(out).astype(float) - rescaled(expected)).max() <= 1
+    assert_pixels(read(out), rescale_reference(expected))
     after = tmp_path / "after.npy"
     np.save(after, correlate(image, np.array([[0.25, -0.5], [1.0, 0.125]])))
     done = subprocess.run(

@@ -12,7 +12,8 @@ import textwrap
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from image_corpus import build_corpus, convfilter_exe
+from cmd_support import assert_pixels
+from image_corpus import build_corpus, cmyk_to_rgb, convfilter_exe
 from PIL import Image
 from reference import correlate
 
@@ -45,9 +46,9 @@ def corpus(tmp_path_factory):
     return build_corpus(tmp_path_factory.mktemp("corpus"))
 
 
-def clip_pixels(values: np.ndarray, scale: float, out_max: int) -> np.ndarray:
-    """--range clip by its definition: scale to the output range, round, clip."""
-    return np.clip(np.rint(values * (out_max / scale)), 0, out_max)
+def in_output_scale(values: np.ndarray, scale: float, out_max: int) -> np.ndarray:
+    """--range clip by its definition, before rounding: the values scaled to the output range."""
+    return values * (out_max / scale)
 
 
 def pixels_of(path) -> np.ndarray:
@@ -100,10 +101,10 @@ def test_filter_file_each_mode_matches_the_reference(corpus, name, tmp_path):
     result = filter_file(str(sample.path), str(out), BLUR, range_mode="clip")
     out_max = 65535 if name in HIGH_PRECISION else 255
     assert result.depth == (16 if name in HIGH_PRECISION else 8)
-    expected = clip_pixels(correlate(sample.gray, BLUR), sample.scale, out_max)
+    expected = in_output_scale(correlate(sample.gray, BLUR), sample.scale, out_max)
     written = pixels_of(out)
     assert written.shape == (sample.gray.shape[0] - 2, sample.gray.shape[1] - 2)
-    assert np.abs(written - expected).max() <= 1
+    assert_pixels(written, expected, out_max)
 
 
 @pytest.mark.parametrize("name", MODES)
@@ -122,8 +123,8 @@ def test_cli_color_filters_each_channel_and_carries_alpha(corpus, name, tmp_path
         planes = planes[:-1]
     assert len(planes) == len(sample.color)
     for plane, source in zip(planes, sample.color, strict=True):
-        expected = clip_pixels(correlate(source, BLUR), sample.scale, 65535 if high else 255)
-        assert np.abs(plane - expected).max() <= 1
+        out_max = 65535 if high else 255
+        assert_pixels(plane, in_output_scale(correlate(source, BLUR), sample.scale, out_max), out_max)
 
 
 def test_color_same_padding_keeps_alpha_unchanged(corpus, tmp_path):
@@ -139,9 +140,7 @@ def test_color_cmyk_to_png_becomes_rgb(corpus, tmp_path):
     out = tmp_path / "out.png"
     result = filter_file(str(sample.path), str(out), [[1.0]], color=True)
     assert result.mode == "RGB"
-    c = sample.color
-    expected = np.moveaxis((255 - c[:3]) * (255 - c[3:]) / 255, 0, -1)
-    assert np.abs(pixels_of(out) - expected).max() <= 1
+    np.testing.assert_array_equal(pixels_of(out), cmyk_to_rgb(np.moveaxis(sample.color, 0, -1)))
 
 
 # --- EXIF orientation -------------------------------------------------------------------------
@@ -254,8 +253,7 @@ def test_depth_16_png_and_tiff(corpus, tmp_path):
         assert res.exit_code == 0, res.output
         with Image.open(out) as img:
             assert img.mode == "I;16"
-        expected = clip_pixels(correlate(sample.gray, BLUR), 255, 65535)
-        assert np.abs(pixels_of(out) - expected).max() <= 1
+        assert_pixels(pixels_of(out), in_output_scale(correlate(sample.gray, BLUR), 255, 65535), 65535)
 
 
 def test_depth_32f_tiff_holds_the_raw_results(corpus, tmp_path):
@@ -402,11 +400,10 @@ def test_installed_command_on_modes(corpus, tmp_path):
     )
     with Image.open(tmp_path / "o16.png") as img:
         assert img.mode == "I;16"
-    want16 = clip_pixels(correlate(m["I;16"].gray, BLUR), 65535, 65535)
-    assert np.abs(pixels_of(tmp_path / "o16.png") - want16).max() <= 1
+    assert_pixels(pixels_of(tmp_path / "o16.png"), correlate(m["I;16"].gray, BLUR), 65535)
     rgba = pixels_of(tmp_path / "orgba.png")
     for c in range(3):
-        assert np.abs(rgba[..., c] - clip_pixels(correlate(m["RGBA"].color[c], BLUR), 255, 255)).max() <= 1
+        assert_pixels(rgba[..., c], correlate(m["RGBA"].color[c], BLUR))
     np.testing.assert_array_equal(rgba[..., 3], m["RGBA"].alpha[1:-1, 1:-1])
     np.testing.assert_array_equal(pixels_of(tmp_path / "of.tif"), m["F"].gray)
     assert (pixels_of(tmp_path / "og.png") == 10).all()
