@@ -30,15 +30,16 @@ def check_model_path(path: str) -> None:
     check_writable(path)
 
 
-def export_stack(path: str, stages: Sequence, input_shape: Sequence[int]) -> None:
-    """Build the model of ``stages`` (:mod:`convfilter.engine.stack`) and save it to ``path`` atomically."""
+def export_stack(path: str, stages: Sequence, input_shape: Sequence[int], *, replace: bool = True) -> None:
+    """Build the model of ``stages`` (:mod:`convfilter.engine.stack`) and save it to ``path`` atomically
+    (with ``replace=False`` never over a file that appeared meanwhile)."""
     from convfilter.engine.stack import build_stack
 
     model, _ = build_stack(stages, input_shape)
-    save_model(model, path)
+    save_model(model, path, replace=replace)
 
 
-def save_model(model, path: str) -> None:
+def save_model(model, path: str, *, replace: bool = True) -> None:
     """Save a Keras model to ``path`` (``.keras``) through a temporary file renamed into place."""
-    with atomic_path(path, suffix=MODEL_EXTENSION) as tmp:
+    with atomic_path(path, suffix=MODEL_EXTENSION, replace=replace) as tmp:
         model.save(tmp, overwrite=True)

@@ -100,8 +100,10 @@ def compare_figure(
     mapping: str | None = None,
     title: str | None = None,
     input_note: str = "",
+    replace: bool = True,
 ) -> None:
-    """Draw the comparison figure for ``image`` run through ``stages`` and write it to ``path`` atomically.
+    """Draw the comparison figure for ``image`` run through ``stages`` and write it to ``path`` atomically
+    (with ``replace=False`` never over a file that appeared meanwhile).
 
     ``stages`` are :class:`~convfilter.ops.spec.Conv2DSpec` / ``PoolSpec`` values
     and ``outputs`` their raw float results, in order. ``input_max`` is the
@@ -168,7 +170,7 @@ def compare_figure(
     if title:
         fig.suptitle(title, fontsize=14)
     _annotate_all(fig, pending)
-    _save(fig, path)
+    _save(fig, path, replace)
 
 
 def _image_panel(
@@ -277,7 +279,7 @@ def _annotate_all(fig: Any, pending: list) -> None:
             ax.text(c, r, labels[r][c], ha="center", va="center", fontsize=fontsize, color=color)
 
 
-def _save(fig: Any, path: str) -> None:
+def _save(fig: Any, path: str, replace: bool = True) -> None:
     ext = os.path.splitext(path)[1].lower().lstrip(".")
-    with atomic_file(path) as handle:
+    with atomic_file(path, replace=replace) as handle:
         fig.savefig(handle, format=ext, dpi=DPI)

@@ -125,7 +125,7 @@ def check_kernel_path(path: str) -> None:
     check_writable(path)
 
 
-def save_kernel(path: str, kernel: np.ndarray) -> None:
+def save_kernel(path: str, kernel: np.ndarray, *, replace: bool = True) -> None:
     """Write ``kernel`` atomically: ``.npy`` with ``np.save``; ``.csv``/``.txt`` as rows of numbers.
 
     Text files are what ``np.savetxt`` writes (comma- or space-separated,
@@ -133,7 +133,7 @@ def save_kernel(path: str, kernel: np.ndarray) -> None:
     """
     ext = os.path.splitext(path)[1].lower()
     grid = np.asarray(kernel, dtype=np.float64)
-    with atomic_file(path) as handle:
+    with atomic_file(path, replace=replace) as handle:
         if ext == ".npy":
             np.save(handle, grid, allow_pickle=False)
         else:

@@ -128,7 +128,7 @@ def run_op(
     def describe(result: FilterResult) -> None:
         if report is not None:
             report(op, result)
-        write_side_outputs(op, result, compare_path, export_path)
+        write_side_outputs(op, result, compare_path, export_path, overwrite=batch.overwrite)
 
     wanted = report is not None or compare_path or export_path
     filter_paths(

@@ -187,7 +187,7 @@ def learn_command(conv_options: Callable) -> click.Command:  # long: mostly opti
         _print_learned(result, stride, padding, dilation)
         stage = Conv2DSpec(result.kernel, stride, padding, dilation, result.bias or 0.0, name="learned")
         if kernel_path:
-            save_kernel(kernel_path, result.kernel)
+            save_kernel(kernel_path, result.kernel, replace=overwrite)
             click.echo(f"kernel written to {kernel_path}")
         if compare_path:
             settings = {"stride": stride, "padding": padding, "dilation": dilation, "border": border}
@@ -200,9 +200,10 @@ def learn_command(conv_options: Callable) -> click.Command:  # long: mostly opti
                 input_max=None,
                 title=f"learned from {before_path} → {after_path}: BEFORE, the learned kernel, its output",
                 input_note="" if channels == 1 else f" (channel 1 of {channels})",
+                replace=overwrite,
             )
         if export_path:
-            export_stack(export_path, [stage], before.shape[:2])
+            export_stack(export_path, [stage], before.shape[:2], replace=overwrite)
 
     learn.params.extend(picked_params(conv_options, ("stride", "padding", "dilation", "border")))
     return learn

@@ -71,9 +71,15 @@ def check_side_outputs(
 
 
 def write_side_outputs(
-    op: Operation, result: FilterResult, compare_path: str | None, export_path: str | None
+    op: Operation,
+    result: FilterResult,
+    compare_path: str | None,
+    export_path: str | None,
+    *,
+    overwrite: bool = False,
 ) -> None:
-    """After the output: draw the ``--compare`` figure and save the ``--export`` model of ``op``.
+    """After the output: draw the ``--compare`` figure and save the ``--export`` model of ``op``
+    (never over a file that appeared since planning, unless ``overwrite``).
 
     The figure and the model show the weights the layers hold (flipped with ``--convolve``).
     """
@@ -87,6 +93,7 @@ def write_side_outputs(
             input_max=None if is_matrix_path(result.input) else result.input_max,
             mapping=result.range_mode,
             input_note=f" (channel 1 of {op.channels})" if op.channels > 1 else "",
+            replace=overwrite,
         )
     if export_path:
-        export_stack(export_path, op.stages, result.input_shape)
+        export_stack(export_path, op.stages, result.input_shape, replace=overwrite)

@@ -124,7 +124,7 @@ def write_stacked(
         if export_path:
             from convfilter.export import export_stack
 
-            export_stack(export_path, op.stages, result.input_shape)
+            export_stack(export_path, op.stages, result.input_shape, replace=batch.overwrite)
         if verbose:
             lines = report_bank(op, used, None)
             h, w = result.input_shape
