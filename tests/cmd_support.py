@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -20,21 +21,25 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False, prog_name="convfilter")
 
 
-def invoke(*args, env: dict | None = None):
-    """The CLI in-process on ``args`` (with ``env`` set meanwhile); an exception is caught into the result."""
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="convfilter", env=env)
+def invoke(*args, env: dict | None = None, input=None):
+    """The CLI in-process on ``args`` (``env`` set and ``input`` on standard input meanwhile); an
+    exception is caught into the result."""
+    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="convfilter", env=env, input=input)
 
 
-def read(path) -> np.ndarray:
-    """The pixels of an image file."""
-    with Image.open(path) as img:
+def read(path_or_bytes) -> np.ndarray:
+    """The pixels of an image file (or of its bytes)."""
+    source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes
+    with Image.open(source) as img:
         return np.asarray(img)
 
 
-def save(path, shape, seed):
-    """Write seeded random 8-bit pixels of ``shape`` to ``path``; return them."""
-    pixels = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
-    Image.fromarray(pixels).save(path)
+def save(path, shape=(12, 12), seed=0, *, value=None, **params):
+    """Write seeded random 8-bit gray pixels of ``shape`` (all ``value`` if given) to ``path`` with
+    Pillow's save ``params``; return them."""
+    rng = np.random.default_rng(seed)
+    pixels = np.full(shape, value, np.uint8) if value is not None else rng.integers(0, 256, shape, np.uint8)
+    Image.fromarray(pixels).save(path, **params)
     return pixels
 
 

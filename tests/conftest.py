@@ -44,6 +44,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """Good and bad files of every image mode (``tests/image_corpus.py``), built once per run."""
+    from image_corpus import build_corpus
+
+    return build_corpus(tmp_path_factory.mktemp("corpus"))
+
+
 @pytest.fixture
 def crop_png(tmp_path: Path) -> Path:
     """A 40x48 crop of the sample image: real texture, small enough to be fast."""

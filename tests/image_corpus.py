@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pickle
 import struct
-import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,10 +225,3 @@ def build_corpus(root: Path) -> Corpus:
     pickle.loads(pickle.dumps(_CreatesMarker(str(root / "probe")))).close()
     assert (root / "probe").exists()
     return Corpus(root, modes, _bad(root, marker), marker, _frames(root))
-
-
-def convfilter_exe() -> Path:
-    """The installed ``convfilter`` command next to this interpreter."""
-    exe = Path(sys.executable).with_name("convfilter")
-    assert exe.exists(), f"install the package first: {exe} is missing"
-    return exe

@@ -7,22 +7,17 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cmd_support import invoke as run
 from PIL import Image
 from reference import correlate, tf_same_padding
 from reference_transpose import scatter_add
 
 from convfilter.animation import draw, steps
-from convfilter.cli import cli
 from convfilter.ops.spec import Conv2DSpec
 from convfilter.ops.transpose import TransposeSpec
 
 KERNEL = np.array([[1.0, 0, -1], [2, 0, -2], [1, 0, -1]])
 NUMPY_MODE = {"zero": "constant", "reflect": "reflect", "replicate": "edge", "wrap": "wrap"}
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="convfilter")
 
 
 def drawn(texts: dict, shape) -> np.ndarray:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from cmd_support import assert_pixels, rescale_reference
+from cmd_support import assert_pixels, rescale_reference, run
 from PIL import Image
 from reference import correlate, tf_same_padding
 
@@ -21,10 +21,6 @@ ASCENT = Path(__file__).resolve().parent.parent / "sample_images" / "ascent.png"
 SOBEL_X = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
 SOBEL_Y = SOBEL_X.T
 NUMPY_MODE = {"zero": "constant", "reflect": "reflect", "replicate": "edge", "wrap": "wrap"}
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False, prog_name="convfilter")
 
 
 def responses(x, kernels, stride=(1, 1), padding="valid", dilation=(1, 1), border="zero", bias=0.0):

@@ -8,18 +8,12 @@ import io
 import os
 
 import numpy as np
-from click.testing import CliRunner
+from cmd_support import invoke
 from PIL import Image
 from reference import correlate, tf_same_padding
 
-from convfilter.cli import cli
-
 BOX = np.full((3, 3), 1 / 9)
 EXISTS = "already exists (use --overwrite to replace it or --skip-existing to keep it)"
-
-
-def invoke(*args, input=None):
-    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
 
 
 def to_8bit(values):

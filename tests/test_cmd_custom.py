@@ -6,16 +6,11 @@ import subprocess
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cmd_support import invoke as run
 from PIL import Image
 from reference import correlate
 
-from convfilter.cli import cli
 from convfilter.io.kernelspec import normalize, parse_kernel
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="convfilter")
 
 
 def last_line(result) -> str:

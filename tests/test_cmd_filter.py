@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from cmd_support import assert_pixels, rescale_reference
+from cmd_support import assert_pixels, read, rescale_reference, run
 from PIL import Image
 from reference import correlate
 
@@ -19,15 +19,6 @@ from convfilter.cli import cli
 from convfilter.ops.kernels import KERNELS
 
 ASCENT = Path(__file__).resolve().parent.parent / "sample_images" / "ascent.png"
-
-
-def run(*args: str):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False, prog_name="convfilter")
-
-
-def read(path: Path) -> np.ndarray:
-    with Image.open(path) as img:
-        return np.asarray(img)
 
 
 def ascent() -> np.ndarray:

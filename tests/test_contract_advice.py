@@ -8,14 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cmd_support import invoke
 from PIL import Image
-
-from convfilter.cli import cli
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="convfilter")
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from image_corpus import build_corpus, convfilter_exe
 from PIL import Image
 
 from convfilter.cli import cli
@@ -49,11 +48,6 @@ MESSAGES = {
     "pickled.npy": "holds Python objects, which need pickle (refused)",
 }
 CASES = sorted(MESSAGES)
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return build_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 def skip_if_root_can_read(name):
@@ -276,7 +270,7 @@ def test_bad_option_values_exit_2_with_usage(corpus, tmp_path, args, option):
 
 
 @pytest.mark.slow
-def test_installed_command_on_every_bad_case(corpus, tmp_path):
+def test_installed_command_on_every_bad_case(corpus, tmp_path, convfilter_exe):
     """One shell script runs the installed command on every case (none imports TensorFlow)."""
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -296,7 +290,7 @@ def test_installed_command_on_every_bad_case(corpus, tmp_path):
     cases = [name for name in CASES if not (name == "unreadable.png" and AS_ROOT)]
     paths = [str(corpus.bad[name]) for name in cases]
     subprocess.run(
-        ["bash", "-c", script, "bash", str(convfilter_exe()), str(logs), str(out_dir), *paths],
+        ["bash", "-c", script, "bash", str(convfilter_exe), str(logs), str(out_dir), *paths],
         check=True,
         timeout=300,
     )

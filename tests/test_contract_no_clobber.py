@@ -10,21 +10,8 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cmd_support import invoke, save
 from PIL import Image
-
-from convfilter.cli import cli
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="convfilter")
-
-
-def save(path, shape=(12, 12), seed=0, value=None):
-    rng = np.random.default_rng(seed)
-    pixels = np.full(shape, value, np.uint8) if value is not None else rng.integers(0, 256, shape, np.uint8)
-    Image.fromarray(pixels).save(path)
-    return pixels
 
 
 def digest(path):

@@ -10,12 +10,11 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cmd_support import invoke as run
 from PIL import Image
 from reference import correlate, correlate_channels
 from reference_transpose import scatter_add
 
-from convfilter.cli import cli
 from convfilter.engine.conv import filter_array, filter_batch
 from convfilter.engine.tiles import plan_tiles
 from convfilter.errors import ArgumentError
@@ -25,10 +24,6 @@ from convfilter.ops.geometry import check_padding
 from convfilter.ops.transpose import TransposeSpec
 
 RNG = np.random.default_rng(20)
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def assert_close(got, expected, scale=1.0):

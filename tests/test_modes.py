@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from cmd_support import assert_pixels
-from image_corpus import build_corpus, cmyk_to_rgb, convfilter_exe
+from image_corpus import cmyk_to_rgb
 from PIL import Image
 from reference import correlate
 
@@ -39,11 +39,6 @@ MODES = [
     "F",
 ]
 HIGH_PRECISION = ("I;16", "I;16B", "I", "I-16bit-values", "F")
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return build_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 def in_output_scale(values: np.ndarray, scale: float, out_max: int) -> np.ndarray:
@@ -374,7 +369,7 @@ def test_no_dpi_in_no_dpi_out(corpus, tmp_path):
 
 
 @pytest.mark.slow
-def test_installed_command_on_modes(corpus, tmp_path):
+def test_installed_command_on_modes(corpus, tmp_path, convfilter_exe):
     """The real ``convfilter`` command (one shell script, four runs: each imports TensorFlow)."""
     m = corpus.modes
     script = textwrap.dedent(
@@ -389,7 +384,7 @@ def test_installed_command_on_modes(corpus, tmp_path):
     gif = corpus.frames["gif"]
     paths = [m["I;16"].path, m["RGBA"].path, m["F"].path, gif]
     subprocess.run(
-        ["bash", "-c", script, "bash", str(convfilter_exe()), str(tmp_path), *map(str, paths)],
+        ["bash", "-c", script, "bash", str(convfilter_exe), str(tmp_path), *map(str, paths)],
         check=True,
         timeout=300,
     )

@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 import pytest
+from cmd_support import save
 from PIL import Image
 from reference import correlate
 
@@ -19,13 +20,6 @@ from convfilter.run.jobs import Job, OutputSettings, PlanError, check_jobs, expa
 from convfilter.run.runner import Runner
 
 BOX = np.full((3, 3), 1 / 9)
-
-
-def save(path, shape, seed):
-    """A seeded random 8-bit grayscale PNG; returns its pixels."""
-    pixels = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
-    Image.fromarray(pixels).save(path)
-    return pixels
 
 
 def expected_box(pixels, padding="valid", stride=(1, 1)):
