@@ -8,6 +8,7 @@ and always stopped.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -141,7 +142,10 @@ def test_a_worker_killed_mid_run_has_its_tasks_retried(tmp_path):
         while not ((there / "out").exists() and any((there / "out").glob("*.png"))):
             assert time.monotonic() < deadline and client.poll() is None, "no output appeared"
             time.sleep(0.05)
-        workers = [p for p in _descendants(client.pid) if "spawn_main" in " ".join(p.cmdline())]
+        # A worker is a spawned process; dask renames it "dask worker [...]" where setproctitle is installed.
+        workers = [
+            p for p in _descendants(client.pid) if re.search(r"spawn_main|dask worker", " ".join(p.cmdline()))
+        ]
         assert workers, "no worker process found"
         workers[-1].kill()
         assert client.wait(timeout=300) == 0, client.stderr.read()
