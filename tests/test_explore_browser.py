@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from cmd_support import ASCENT, read, run, save
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("explore_browser")]  # one server, one browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 EXE = Path(sys.executable).with_name("convfilter")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]

@@ -26,7 +26,8 @@ from PIL import Image
 from convfilter import __version__
 from convfilter.server import protocol
 
-pytestmark = pytest.mark.slow  # servers, clusters and subprocesses: the full suite only
+# Servers, clusters and subprocesses: the full suite only; one worker runs the module's warm server.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("warm_server")]
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_images" / "ascent.png"
 

@@ -20,7 +20,7 @@ import pytest
 from cmd_support import invoke, save
 from PIL import Image
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("s3_endpoint")]  # one moto server per run
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
 pytest.importorskip("s3fs", reason="s3fs is not installed")
 CREDENTIALS = {
