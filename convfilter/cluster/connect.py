@@ -91,7 +91,7 @@ def dask_client(address: str, timeout: float = DEFAULT_TIMEOUT) -> Iterator[Any]
                 n_workers=int(match.group(1)),
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # a free port: two runs at once never collide on 8787
                 silence_logs=logging.ERROR,
             )
             client = distributed.Client(cluster, timeout=timeout)
