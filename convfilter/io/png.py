@@ -11,12 +11,16 @@ libpng lets the writer pick:
 * levels 2..9: zlib's level with libpng's adaptive filter choice, like Pillow.
 
 Pixels arrive as NumPy arrays in the layout of :func:`png_mode`; the input's
-DPI is stored in a ``pHYs`` chunk, as Pillow stores it.
+DPI is stored in a ``pHYs`` chunk, as Pillow stores it. An image of
+:data:`PIECES_MIN_BYTES` or more is filtered and deflated in pieces on every
+core instead (:mod:`convfilter.io.png_pieces`: the same filters and levels, one
+zlib stream that every decoder reads).
 """
 
 from __future__ import annotations
 
 import io
+import os
 import struct
 from typing import BinaryIO
 
@@ -37,6 +41,8 @@ PNG_MODES = tuple(_LAYOUTS.values())
 """The Pillow modes written by libpng."""
 LIBPNG_MAX_SIDE = 1_000_000
 """libpng's default limit on a PNG's width and height; longer images are left to Pillow."""
+PIECES_MIN_BYTES = 1 << 22
+"""Pixel bytes from which a PNG is deflated in pieces on several cores (two pieces or more)."""
 _SIGNATURE_AND_IHDR = 8 + 4 + 4 + 13 + 4  # PNG signature, then the IHDR chunk (length, type, data, CRC)
 _METERS_PER_INCH = 0.0254
 
@@ -91,6 +97,11 @@ def _png_parts(pixels: np.ndarray, compress_level: int | None = None, dpi: tuple
     (views, so a huge file is not copied to insert 21 bytes)."""
     if png_mode(pixels) is None:
         raise ValueError(f"no PNG layout for {pixels.dtype} pixels of shape {pixels.shape}")
+    if pixels.nbytes >= PIECES_MIN_BYTES:
+        from convfilter.io.png_pieces import encode_pieces
+
+        level = PILLOW_DEFAULT_LEVEL if compress_level is None else compress_level
+        return encode_pieces(pixels, level, _cores(), [_phys_chunk(dpi)] if dpi else [])
     from imagecodecs import png_encode
 
     encoded = memoryview(png_encode(np.ascontiguousarray(pixels), **png_options(compress_level)))
@@ -99,6 +110,13 @@ def _png_parts(pixels: np.ndarray, compress_level: int | None = None, dpi: tuple
     if encoded[12:16] != b"IHDR":
         raise ValueError("libpng wrote no IHDR chunk first")
     return [encoded[:_SIGNATURE_AND_IHDR], _phys_chunk(dpi), encoded[_SIGNATURE_AND_IHDR:]]
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _phys_chunk(dpi: tuple) -> bytes:
