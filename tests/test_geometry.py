@@ -24,12 +24,19 @@ SHAPE_CASES = [
     ((1, 1), (1, 1), (1, 1), "valid", (1, 1), (1, 1)),
     ((1, 1), (3, 3), (1, 1), "same", (1, 1), (1, 1)),
     ((2, 2), (3, 3), (1, 1), "valid", (1, 1), (0, 0)),
+    # numbers (top, bottom, left, right): each axis takes its own pair
+    ((7, 9), (3, 3), (1, 1), (0, 1, 2, 0), (1, 1), (6, 9)),
+    ((8, 8), (3, 5), (3, 4), (2, 0, 1, 3), (1, 1), (3, 2)),
 ]
 
 
 @pytest.mark.parametrize("shape,kernel,stride,padding,dilation,expected", SHAPE_CASES)
 def test_output_shape_table(shape, kernel, stride, padding, dilation, expected):
     assert output_shape(shape, kernel, stride, padding, dilation) == expected
+
+
+def test_output_shape_defaults_to_valid_stride_and_dilation_1():
+    assert output_shape((7, 9), (3, 2)) == (5, 8)
 
 
 @pytest.mark.parametrize(

@@ -167,7 +167,7 @@ def small_pieces(monkeypatch):
 
 
 @pytest.mark.parametrize("pixels, mode", PIECE_LAYOUTS, ids=[mode for _, mode in PIECE_LAYOUTS])
-@pytest.mark.parametrize("level", [None, 0, 1, 2, 6, 9])
+@pytest.mark.parametrize("level", [0, 1])
 def test_pieces_read_back_exactly_as_one_zlib_stream(small_pieces, pixels, mode, level):
     data = encode_png(pixels, compress_level=level)
     parts = chunks(data)
@@ -181,54 +181,38 @@ def test_pieces_read_back_exactly_as_one_zlib_stream(small_pieces, pixels, mode,
         np.testing.assert_array_equal(np.asarray(image), pixels)
 
 
-def test_pieces_use_the_levels_filters(small_pieces):
+def test_pieces_use_the_levels_filters_and_other_levels_stay_one_libpng_stream(small_pieces):
     pixels = SAMPLE[:50, :120]
     assert set(row_filters(encode_png(pixels, compress_level=0))) == {PNG_FILTERS["none"]}
     assert set(row_filters(encode_png(pixels, compress_level=1))) == {PNG_FILTERS["sub"]}
-    # levels 2..9: each row's filter has the least sum of |signed bytes| (libpng's heuristic)
-    data = encode_png(pixels, compress_level=6)
-    chosen = row_filters(data)
-    raw = np.frombuffer(zlib.decompress(b"".join(b for k, b in chunks(data) if k == b"IDAT")), np.uint8)
-    rows = raw.reshape(len(pixels), -1)[:, 1:].astype(np.int64)
-    x = pixels.astype(np.int64)
-    a = np.pad(x, ((0, 0), (1, 0)))[:, :-1]
-    b = np.pad(x, ((1, 0), (0, 0)))[:-1]
-    c = np.pad(b, ((0, 0), (1, 0)))[:, :-1]
-
-    def paeth(a, b, c):
-        p = a + b - c
-        pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-        return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
-
-    candidates = [x, x - a, x - b, x - (a + b) // 2, x - paeth(a, b, c)]
-    for row, kind in enumerate(chosen):
-        np.testing.assert_array_equal(rows[row], candidates[kind][row] % 256)
-        costs = [np.abs(((f[row] % 256) + 128) % 256 - 128).sum() for f in candidates]
-        assert costs[kind] == min(costs), (row, kind, costs)
+    for level in (None, 2, 6, 9):  # libpng's adaptive filters, one IDAT
+        kinds = [kind for kind, _ in chunks(encode_png(pixels, compress_level=level))]
+        assert kinds == [b"IHDR", b"IDAT", b"IEND"]
 
 
 def test_pieces_are_the_same_bytes_on_any_number_of_cores(small_pieces):
     from convfilter.io.png_pieces import encode_pieces
 
     pixels = PIECE_LAYOUTS[3][0]
-    assert b"".join(encode_pieces(pixels, 6, 1, [])) == b"".join(encode_pieces(pixels, 6, 3, []))
+    assert b"".join(encode_pieces(pixels, 1, 1, [])) == b"".join(encode_pieces(pixels, 1, 3, []))
 
 
 def test_pieces_keep_the_dpi(small_pieces):
-    with Image.open(io.BytesIO(encode_png(SAMPLE[:40, :40], dpi=(300, 150)))) as image:
+    with Image.open(io.BytesIO(encode_png(SAMPLE[:40, :40], compress_level=1, dpi=(300, 150)))) as image:
         assert tuple(round(v) for v in image.info["dpi"]) == (300, 150)
         np.testing.assert_array_equal(np.asarray(image), SAMPLE[:40, :40])
 
 
-def test_pieces_are_no_larger_than_libpngs_file():
-    """The default level's pieces (the real piece size) cost under 5 % more than libpng's one stream."""
+@pytest.mark.parametrize("level", [0, 1])
+def test_pieces_are_no_larger_than_libpngs_file(level):
+    """At the real piece size, pieces cost under 1 % more than libpng's one stream."""
     from imagecodecs import png_encode
 
     from convfilter.io.png import png_options
     from convfilter.io.png_pieces import encode_pieces
 
     pixels = np.tile(SAMPLE, (2, 4))  # 1024 x 2048: two pieces
-    pieces = b"".join(encode_pieces(pixels, 6, 2, []))
-    assert len(pieces) <= 1.05 * len(png_encode(pixels, **png_options(6)))
+    pieces = b"".join(encode_pieces(pixels, level, 2, []))
+    assert len(pieces) <= 1.01 * len(png_encode(pixels, **png_options(level)))
     with Image.open(io.BytesIO(pieces)) as image:
         np.testing.assert_array_equal(np.asarray(image), pixels)

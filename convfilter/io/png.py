@@ -11,10 +11,10 @@ libpng lets the writer pick:
 * levels 2..9: zlib's level with libpng's adaptive filter choice, like Pillow.
 
 Pixels arrive as NumPy arrays in the layout of :func:`png_mode`; the input's
-DPI is stored in a ``pHYs`` chunk, as Pillow stores it. An image of
-:data:`PIECES_MIN_BYTES` or more is filtered and deflated in pieces on every
-core instead (:mod:`convfilter.io.png_pieces`: the same filters and levels, one
-zlib stream that every decoder reads).
+DPI is stored in a ``pHYs`` chunk, as Pillow stores it. At levels 0 and 1,
+an image of :data:`PIECES_MIN_BYTES` or more is filtered and deflated in pieces
+on every core instead (:mod:`convfilter.io.png_pieces`: the same filter and
+zlib settings, one zlib stream that every decoder reads).
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from typing import BinaryIO
 
 import numpy as np
 from PIL import PngImagePlugin
+
+from convfilter.io.png_pieces import LEVELS as PIECES_LEVELS
+from convfilter.io.png_pieces import encode_pieces
 
 PILLOW_DEFAULT_LEVEL = 6
 """The level used when none is given, as in Pillow's ``Image.save(..., "PNG")``."""
@@ -97,10 +100,8 @@ def _png_parts(pixels: np.ndarray, compress_level: int | None = None, dpi: tuple
     (views, so a huge file is not copied to insert 21 bytes)."""
     if png_mode(pixels) is None:
         raise ValueError(f"no PNG layout for {pixels.dtype} pixels of shape {pixels.shape}")
-    if pixels.nbytes >= PIECES_MIN_BYTES:
-        from convfilter.io.png_pieces import encode_pieces
-
-        level = PILLOW_DEFAULT_LEVEL if compress_level is None else compress_level
+    level = PILLOW_DEFAULT_LEVEL if compress_level is None else compress_level
+    if pixels.nbytes >= PIECES_MIN_BYTES and level in PIECES_LEVELS:
         return encode_pieces(pixels, level, _cores(), [_phys_chunk(dpi)] if dpi else [])
     from imagecodecs import png_encode
 

@@ -8,13 +8,14 @@ joined make one valid stream that every decoder reads as usual. The pieces are
 stored as consecutive ``IDAT`` chunks; the zlib header and the Adler-32 of the
 whole stream frame them.
 
-The row filters are libpng's choices for the same level (:func:`convfilter.io.png.png_options`):
-level 0 none (stored), level 1 ``Sub`` with zlib's run-length strategy,
-levels 2..9 the filter with the smallest sum of absolute differences for each
-row (libpng's adaptive heuristic) with zlib's ``Z_FILTERED`` strategy. The
-band height depends only on the row length, never on the number of cores, so
-the bytes written are the same on every machine. Python's zlib and NumPy both
-release the GIL on large buffers, so threads run in parallel.
+Levels 0 and 1 only, with libpng's settings for them
+(:func:`convfilter.io.png.png_options`): level 0 stores, with no row filter;
+level 1 (convfilter's default) uses the ``Sub`` filter and zlib's run-length
+strategy. Levels 2..9 try every row filter on every row, which libpng does
+faster in C than NumPy can here: they stay one libpng stream. The band height
+depends only on the row length, never on the number of cores, so the bytes
+written are the same on every machine. Python's zlib releases the GIL on large
+buffers, so the threads run in parallel.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ import numpy as np
 
 PIECE_BYTES = 1 << 21
 """Uncompressed bytes (about) per piece: small enough to keep every core busy, large enough that a
-piece's sync flush and the 32 KiB it cannot refer across cost under 1 % in size."""
+piece's sync flush costs nothing measurable in size."""
+LEVELS = (0, 1)
+"""The zlib levels written in pieces."""
+ZLIB_HEADER = b"\x78\x01"
+"""A zlib stream's header for a 32 KiB window at the fastest levels, as zlib writes it at 0 and 1."""
 WINDOW = 32 * 1024
 """Deflate's window: how far back a piece's first bytes may refer, into the piece before."""
 _COLOR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}
@@ -36,7 +41,9 @@ _COLOR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}
 
 def encode_pieces(pixels: np.ndarray, level: int, workers: int, extra_chunks: list[bytes]) -> list:
     """The PNG file of ``pixels`` (``H x W`` or ``H x W x C``, uint8 or uint16) in parts, compressed
-    at zlib ``level`` 0..9 by ``workers`` threads; ``extra_chunks`` (whole chunks) follow ``IHDR``."""
+    at zlib ``level`` 0 or 1 by ``workers`` threads; ``extra_chunks`` (whole chunks) follow ``IHDR``."""
+    if level not in LEVELS:
+        raise ValueError(f"PNG pieces are written at levels {LEVELS} only, got {level}")
     height, width = pixels.shape[:2]
     samples = 1 if pixels.ndim == 2 else pixels.shape[2]
     depth = 16 if pixels.dtype == np.uint16 else 8
@@ -49,16 +56,15 @@ def encode_pieces(pixels: np.ndarray, level: int, workers: int, extra_chunks: li
     parts: list = [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", ihdr), *extra_chunks]
 
     tail_rows = -(-WINDOW // (rows.shape[1] + 1))  # rows that hold the last 32 KiB of a piece
-    strategy = zlib.Z_RLE if level == 1 else zlib.Z_FILTERED if level >= 2 else zlib.Z_DEFAULT_STRATEGY
+    strategy = zlib.Z_RLE if level == 1 else zlib.Z_DEFAULT_STRATEGY
 
     def piece(index: int) -> tuple[bytes, int, int]:
         """Band ``index`` filtered and deflated: its compressed bytes, Adler-32 and length."""
         start = starts[index]
-        data = _filter_rows(rows[start : start + band], rows[start - 1] if start else None, bpp, level)
+        data = _filter_rows(rows[start : start + band], bpp, level)
         primer = b""
         if start:  # the band before's last rows, filtered exactly as its own piece filters them
-            first = max(0, start - tail_rows)
-            primer = _filter_rows(rows[first:start], rows[first - 1] if first else None, bpp, level)
+            primer = _filter_rows(rows[max(0, start - tail_rows) : start], bpp, level)
         deflate = zlib.compressobj(
             level, zlib.DEFLATED, -15, 8, strategy, *([primer[-WINDOW:]] if primer else [])
         )
@@ -72,42 +78,24 @@ def encode_pieces(pixels: np.ndarray, level: int, workers: int, extra_chunks: li
     for _, adler, length in results:
         checksum = _adler32_combine(checksum, adler, length)
     pieces = [compressed for compressed, _, _ in results]
-    pieces[0] = _zlib_header(level) + pieces[0]
+    pieces[0] = ZLIB_HEADER + pieces[0]
     pieces[-1] = pieces[-1] + struct.pack(">I", checksum)
     parts.extend(_chunk(b"IDAT", piece) for piece in pieces)
     parts.append(_chunk(b"IEND", b""))
     return parts
 
 
-def _filter_rows(rows: np.ndarray, above: np.ndarray | None, bpp: int, level: int) -> bytes:
-    """``rows`` (uint8, one image row each) as PNG scanlines: a filter-type byte, then the filtered bytes."""
+def _filter_rows(rows: np.ndarray, bpp: int, level: int) -> bytes:
+    """``rows`` (uint8, one image row each) as PNG scanlines: a filter-type byte, then the row's bytes
+    as they are (level 0) or less the byte one pixel to their left, mod 256 (level 1, ``Sub``)."""
     count, length = rows.shape
     out = np.empty((count, length + 1), dtype=np.uint8)
+    out[:, 0] = level
     if level == 0:
-        out[:, 0] = 0
         out[:, 1:] = rows
-        return out.tobytes()
-    x = rows.astype(np.int16)
-    a = np.zeros_like(x)
-    a[:, bpp:] = x[:, :-bpp]
-    if level == 1:
-        out[:, 0] = 1
-        out[:, 1:] = (x - a).astype(np.uint8)
-        return out.tobytes()
-    b = np.empty_like(x)
-    b[0] = 0 if above is None else above
-    b[1:] = x[:-1]
-    c = np.zeros_like(x)
-    c[:, bpp:] = b[:, :-bpp]
-    pa, pb, pc = np.abs(b - c), np.abs(a - c), np.abs(a + b - 2 * c)
-    paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
-    candidates = np.stack([x, x - a, x - b, x - ((a + b) >> 1), x - paeth]).astype(np.uint8)
-    # libpng's heuristic: the filter whose bytes, read as signed, have the least sum of magnitudes.
-    magnitude = candidates.view(np.int8).astype(np.int16)
-    scores = np.abs(magnitude, out=magnitude).sum(axis=2, dtype=np.int64)
-    choice = scores.argmin(axis=0)
-    out[:, 0] = choice
-    out[:, 1:] = candidates[choice, np.arange(count)]
+    else:
+        out[:, 1 : 1 + bpp] = rows[:, :bpp]
+        np.subtract(rows[:, bpp:], rows[:, :-bpp], out=out[:, 1 + bpp :])
     return out.tobytes()
 
 
@@ -124,15 +112,6 @@ def _adler32_combine(first: int, second: int, second_length: int) -> int:
     sum2 = sum2 - 2 * base if sum2 >= 2 * base else sum2
     sum2 = sum2 - base if sum2 >= base else sum2
     return sum1 | (sum2 << 16)
-
-
-def _zlib_header(level: int) -> bytes:
-    """The two-byte zlib header for a 32 KiB window at ``level`` (FLEVEL as zlib itself writes it)."""
-    flevel = 0 if level < 2 else 1 if level < 6 else 2 if level == 6 else 3
-    cmf = 0x78
-    flg = flevel << 6
-    flg += 31 - (cmf * 256 + flg) % 31
-    return bytes((cmf, flg))
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
