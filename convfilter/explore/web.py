@@ -15,7 +15,6 @@ import base64
 import hmac
 import json
 import secrets
-import sys
 import traceback
 from collections.abc import Callable
 from http import HTTPStatus
@@ -234,11 +233,9 @@ def _read_static(name: str) -> bytes:
     return resources.files("convfilter.explore").joinpath("static", name).read_bytes()
 
 
-def serve(server: ExploreServer, *, stream=None) -> None:
+def serve(server: ExploreServer) -> None:
     """Serve until interrupted (Ctrl-C raises in the main thread), then close the listening socket."""
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
-        if stream is not None:
-            print("convfilter explore: stopped", file=stream or sys.stderr)

@@ -243,7 +243,7 @@ def find(url: str, extensions: Iterable[str]) -> Iterator[str]:
     """
     fs, path = filesystem(url)
     wanted = tuple(extensions)
-    root = fs._strip_protocol(path).rstrip("/")
+    root = path.rstrip("/")  # url_to_fs gives the path without its protocol
     try:
         found = sorted(fs.find(root))
     except Exception as exc:
@@ -275,7 +275,7 @@ def existing(urls: Iterable[str]) -> set[str]:
     by_parent: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for url in urls:
         fs, path = filesystem(url)
-        path = fs._strip_protocol(path).rstrip("/")
+        path = path.rstrip("/")
         by_parent.setdefault((protocol(url), posixpath.dirname(path)), []).append((url, path))
     found: set[str] = set()
     for (_, parent), members in by_parent.items():
