@@ -40,11 +40,7 @@ def keras_code(op: Conv2DSpec | PoolSpec, image_name: str, shape: tuple[int, int
         return "\n".join(lines + _pixels("clip")) + "\n"
     use_bias = op.bias != 0.0
     if op.transpose:
-        kh, kw = op.layer_weights.shape[:2]
-        layer = (
-            f"keras.layers.Conv2DTranspose(1, ({kh}, {kw}), strides={op.stride}, padding={op.padding!r}, "
-            f"output_padding={op.output_padding}, use_bias={use_bias})"
-        )
+        layer = f"keras.layers.{op.transpose_call(1)}"
     else:
         padding = op.padding
         if not op.keras_native:

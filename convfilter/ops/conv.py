@@ -517,16 +517,20 @@ class Conv2DSpec:
         out, pads = self.output_shape(alpha.shape), self.pads(alpha.shape)
         return window_anchor(alpha, out, pads, self.window, self.stride, self.dilation)
 
+    def transpose_call(self, filters: int) -> str:
+        """The ``Conv2DTranspose(...)`` call of this layer with ``filters`` filters, as Python source."""
+        kh, kw = self.layer_weights.shape[:2]
+        return (
+            f"Conv2DTranspose({filters}, ({kh}, {kw}), strides={self.stride}, padding={self.padding!r}, "
+            f"output_padding={self.output_padding}, use_bias={self.bias != 0.0})"
+        )
+
     def describe(self) -> str:
         """One line: the Keras layer(s) that compute it."""
         n = self.filters
         use_bias = self.bias != 0.0
         if self.transpose:
-            kh, kw = self.layer_weights.shape[:2]
-            text = (
-                f"Conv2DTranspose({n}, ({kh}, {kw}), strides={self.stride}, padding='{self.padding}', "
-                f"output_padding={self.output_padding}, use_bias={use_bias})"
-            )
+            text = self.transpose_call(n)
             if self.dilation != (1, 1):
                 text += (
                     f" holding the {self.window[0]}x{self.window[1]} kernel with dilation "
