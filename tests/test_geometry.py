@@ -7,7 +7,7 @@ import pytest
 from reference import correlate, tf_same_padding
 
 from convfilter import filter_array
-from convfilter.ops.geometry import output_shape, padding_amounts, standardize_pair
+from convfilter.ops.geometry import output_shape, padding_amounts, padding_text, standardize_pair
 
 # (input HxW, kernel, stride, padding, dilation, expected output HxW)
 SHAPE_CASES = [
@@ -37,6 +37,20 @@ def test_output_shape_table(shape, kernel, stride, padding, dilation, expected):
 
 def test_output_shape_defaults_to_valid_stride_and_dilation_1():
     assert output_shape((7, 9), (3, 2)) == (5, 8)
+
+
+def test_output_shape_refuses_a_padding_rule_it_does_not_know():
+    with pytest.raises(
+        ValueError, match=r"^padding must be 'valid', 'same', 'full' or numbers, got 'VALID'$"
+    ):
+        output_shape((7, 9), (3, 3), padding="VALID")
+
+
+@pytest.mark.parametrize(
+    "padding, text", [("same", "'same'"), ((1, 1, 2, 0), "(1, 1, 2, 0)"), ((0, 0), "(0, 0)")]
+)
+def test_padding_text_shows_a_rule_quoted_and_numbers_as_a_tuple(padding, text):
+    assert padding_text(padding) == text
 
 
 @pytest.mark.parametrize(

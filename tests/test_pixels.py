@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from convfilter.io.pixels import resolve_range, to_pixels
+from convfilter.io.pixels import finite_bounds, resolve_range, to_pixels
 from convfilter.ops.spec import Conv2DSpec
 
 
@@ -65,3 +65,21 @@ def test_auto_resolves_by_kernel(kernel, expected):
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="The `range` argument must be one of auto, clip, rescale, abs"):
         resolve_range("log", Conv2DSpec(np.ones((1, 1))))
+
+
+def test_to_pixels_refuses_a_depth_or_mode_it_has_no_rule_for():
+    values = np.zeros((2, 2))
+    with pytest.raises(ValueError, match=r"^The `depth` argument must be 8 or 16. Received: depth=12$"):
+        to_pixels(values, "clip", in_max=255, depth=12)
+    with pytest.raises(ValueError, match=r"^unknown range mode 'auto'$"):  # resolve 'auto' first
+        to_pixels(values, "auto", in_max=255)
+
+
+def test_finite_bounds_skip_nan_and_infinities():
+    assert finite_bounds(np.array([np.nan, -np.inf, 3.5, -2.0, np.inf])) == (-2.0, 3.5)
+    assert finite_bounds(np.array([np.nan, np.inf, -np.inf])) == (0.0, 0.0)  # none finite
+
+
+def test_rescale_with_nothing_finite_is_all_zero():
+    values = np.array([[np.nan, np.inf], [-np.inf, np.nan]])
+    np.testing.assert_array_equal(to_pixels(values, "rescale", in_max=255), np.zeros((2, 2)))

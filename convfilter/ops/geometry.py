@@ -112,7 +112,9 @@ def output_length(n: int, k: int, s: int, d: int, padding: str | Sequence[int]) 
         return -(-n // s)
     if padding == "full":
         return (n + d * (k - 1) - 1) // s + 1
-    return (n - dilated_extent(k, d)) // s + 1
+    if padding == "valid":
+        return (n - dilated_extent(k, d)) // s + 1
+    raise ValueError(f"padding must be 'valid', 'same', 'full' or numbers, got {padding!r}")
 
 
 def padding_amounts(n: int, k: int, s: int, d: int, padding: str | Sequence[int]) -> tuple[int, int]:
