@@ -83,3 +83,21 @@ def test_finite_bounds_skip_nan_and_infinities():
 def test_rescale_with_nothing_finite_is_all_zero():
     values = np.array([[np.nan, np.inf], [-np.inf, np.nan]])
     np.testing.assert_array_equal(to_pixels(values, "rescale", in_max=255), np.zeros((2, 2)))
+
+
+def test_float32_results_are_scaled_in_float64():
+    """A float32 result rescaled or scaled to 16 bits in float32 would round some values the wrong
+    way: the arithmetic is float64 (witnesses found by search)."""
+    values = np.array([[0.0, 150.9835, 196.93501]], dtype=np.float32)
+    reference = (values.astype(np.float64) - 0.0) * (255 / np.float64(values[0, 2]))  # 195.49..., 255
+    assert to_pixels(values, "rescale", in_max=255)[0, 1] == np.rint(reference[0, 1]) == 195
+    sixteen = np.array([[231.65564]], dtype=np.float32)
+    assert (
+        to_pixels(sixteen, "clip", in_max=255, depth=16)[0, 0]
+        == np.rint(np.float64(sixteen[0, 0]) * 257)
+        == 59535
+    )
+    exact = np.array([[0.5, 1.5, 254.49998]], dtype=np.float32)  # unscaled float32 rounds exactly
+    np.testing.assert_array_equal(to_pixels(exact, "clip", in_max=255), [[0, 2, 254]])
+    wide = np.array([[1.4999999999, 2.5000000001]])  # float64 results are not narrowed to float32 first
+    np.testing.assert_array_equal(to_pixels(wide, "clip", in_max=255), [[1, 3]])
