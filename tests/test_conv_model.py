@@ -42,6 +42,8 @@ def assert_close(got, expected, scale=1.0):
         ((0, 1), (0, 0, 1, 1)),
         ("0,1", (0, 0, 1, 1)),
         ("1,2,3,4", (1, 2, 3, 4)),
+        ("1 2", (1, 1, 2, 2)),
+        (" 1, 2 , 3 4 ", (1, 2, 3, 4)),
         ([1, 2, 3, 4], (1, 2, 3, 4)),
         ("SAME", "same"),
     ],
@@ -50,10 +52,11 @@ def test_padding_numbers_as_courses_write_them(given, expected):
     assert check_padding(given) == expected
 
 
-@pytest.mark.parametrize("given", ["-1", "1,2,3", "a,b", (1.5, 1), True, 70000, ""])
+@pytest.mark.parametrize("given", ["-1", "1,2,3", "a,b", (1.5, 1), True, 70000, "", 1.5])
 def test_bad_padding_numbers_are_refused(given):
-    with pytest.raises(ArgumentError, match="The `padding` argument must be one of"):
+    with pytest.raises(ArgumentError, match="The `padding` argument must be one of") as refused:
         check_padding(given)
+    assert refused.value.param == "--padding"  # the usage error names the option
 
 
 @pytest.mark.parametrize(

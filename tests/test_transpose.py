@@ -342,3 +342,33 @@ def test_the_installed_command(convfilter_exe, tmp_path):
     np.testing.assert_array_equal(
         np.load(tmp_path / "y.npy"), scatter_add(np.eye(3), np.ones((2, 2)), (2, 2))
     )
+
+
+@pytest.mark.parametrize("kernel_shape", [(1, 2), (3, 4), (5, 3)])
+@pytest.mark.parametrize("stride", STRIDES)
+@pytest.mark.parametrize("dilation", DILATIONS)
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_crops_are_where_the_output_lies_in_the_full_scatter_add(kernel_shape, stride, dilation, padding):
+    """What the layer cuts off the full scatter-add, before and after each axis (negative: zeros added
+    by output padding), as the reference places its output."""
+    n = (4, 5)
+    for output_padding in _paddings(stride):
+        if not _allowed(kernel_shape, dilation, padding, output_padding):
+            continue
+        spec = TransposeSpec(
+            np.ones(kernel_shape),
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            output_padding=output_padding,
+        )
+        expected = []
+        for axis in (0, 1):
+            k, s, d = kernel_shape[axis], stride[axis], dilation[axis]
+            full = (n[axis] - 1) * s + d * (k - 1) + 1
+            length = keras_length(
+                n[axis], k, s, d, padding, None if output_padding is None else output_padding[axis]
+            )
+            before = max(full - length, 0) // 2 if padding == "same" else 0
+            expected.append((before, full - length - before))
+        assert spec.crops(n) == tuple(expected), output_padding
