@@ -20,7 +20,7 @@ from convfilter.engine.tiles import plan_tiles
 from convfilter.errors import ArgumentError
 from convfilter.ops.bank import BankSpec
 from convfilter.ops.conv import Conv2DSpec
-from convfilter.ops.geometry import check_padding
+from convfilter.ops.geometry import MAX_PADDING, check_padding
 from convfilter.ops.transpose import TransposeSpec
 
 RNG = np.random.default_rng(20)
@@ -57,6 +57,12 @@ def test_bad_padding_numbers_are_refused(given):
     with pytest.raises(ArgumentError, match="The `padding` argument must be one of") as refused:
         check_padding(given)
     assert refused.value.param == "--padding"  # the usage error names the option
+
+
+def test_padding_numbers_go_up_to_the_limit():
+    assert check_padding(MAX_PADDING) == (MAX_PADDING,) * 4
+    with pytest.raises(ArgumentError, match=rf"Received: padding={MAX_PADDING + 1}$"):
+        check_padding(MAX_PADDING + 1)
 
 
 @pytest.mark.parametrize(
