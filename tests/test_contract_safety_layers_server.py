@@ -70,8 +70,15 @@ def served(tmp_path_factory):
     env = {key: value for key, value in os.environ.items() if key != "CONVFILTER_SERVER"}
     env["CONVFILTER_RUNTIME_DIR"] = str(runtime)
     log = open(runtime.parent / "server.log", "w")  # noqa: SIM115  (closed below)
+    # Started in the runtime directory: run from a checkout, ``python -c`` would import the checkout's
+    # source, a different install from the client's, whose server the client never uses.
     process = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(runtime)], stdout=subprocess.PIPE, stderr=log, text=True, env=env
+        [sys.executable, "-c", SERVER, str(runtime)],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        env=env,
+        cwd=runtime,
     )
     work = runtime / "work.txt"
 
