@@ -441,10 +441,7 @@ def batch_options(command: Callable) -> Callable:  # long: a declarative list of
             type=click.IntRange(min=1),
             default=None,
             metavar="N",
-            help=(
-                "Threads decoding and encoding images. Default: twice the number of CPU cores (a "
-                "thread also waits while its file is synced to disk)."
-            ),
+            help="Threads decoding and encoding images. Default: the number of CPU cores.",
         ),
         click.option(
             "--png-compression",
