@@ -20,13 +20,13 @@ zlib settings, one zlib stream that every decoder reads).
 from __future__ import annotations
 
 import io
-import os
 import struct
 from typing import BinaryIO
 
 import numpy as np
 from PIL import PngImagePlugin
 
+from convfilter.io.cores import usable_cores
 from convfilter.io.png_pieces import LEVELS as PIECES_LEVELS
 from convfilter.io.png_pieces import encode_pieces
 
@@ -102,7 +102,7 @@ def _png_parts(pixels: np.ndarray, compress_level: int | None = None, dpi: tuple
         raise ValueError(f"no PNG layout for {pixels.dtype} pixels of shape {pixels.shape}")
     level = PILLOW_DEFAULT_LEVEL if compress_level is None else compress_level
     if pixels.nbytes >= PIECES_MIN_BYTES and level in PIECES_LEVELS:
-        return encode_pieces(pixels, level, _cores(), [_phys_chunk(dpi)] if dpi else [])
+        return encode_pieces(pixels, level, usable_cores(), [_phys_chunk(dpi)] if dpi else [])
     from imagecodecs import png_encode
 
     encoded = memoryview(png_encode(np.ascontiguousarray(pixels), **png_options(compress_level)))
@@ -111,13 +111,6 @@ def _png_parts(pixels: np.ndarray, compress_level: int | None = None, dpi: tuple
     if encoded[12:16] != b"IHDR":
         raise ValueError("libpng wrote no IHDR chunk first")
     return [encoded[:_SIGNATURE_AND_IHDR], _phys_chunk(dpi), encoded[_SIGNATURE_AND_IHDR:]]
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _phys_chunk(dpi: tuple) -> bytes:

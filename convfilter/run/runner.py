@@ -19,7 +19,6 @@ host it alike.
 from __future__ import annotations
 
 import io
-import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -32,6 +31,7 @@ from convfilter.engine.apply import apply
 from convfilter.engine.model import preload_for
 from convfilter.errors import ConvFilterError, ImageTooSmallError, one_line
 from convfilter.io import stores
+from convfilter.io.cores import usable_cores
 from convfilter.io.images import ENCODE_ERRORS, check_size, header_pixels, save_image
 from convfilter.io.matrices import format_matrix, is_matrix_path
 from convfilter.run.files import (
@@ -401,11 +401,8 @@ def encode_matrix(matrix: np.ndarray, ext: str) -> bytes:
 
 
 def default_workers() -> int:
-    """The number of CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    """Threads decoding and encoding by default: one per CPU core this process may use."""
+    return usable_cores()
 
 
 def _done(result: FileResult) -> Future:
