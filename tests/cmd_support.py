@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +89,34 @@ def assert_pixels(written, reference, out_max: int = 255) -> None:
 def clip8(values):
     """``--range clip`` into 8 bits, from its definition."""
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+
+@contextlib.contextmanager
+def server_script(
+    script: str, runtime: Path, log: Path, env: dict | None = None, cwd: Path | None = None
+) -> Iterator[None]:
+    """Run a Python server ``script`` (given ``runtime`` as its argument, its stderr in ``log``, in
+    ``cwd``) until it prints ``ready``; stop it when the block ends, also when it fails.
+
+    Which convfilter the script imports depends on ``cwd``: ``python -c`` puts it first on the path,
+    so from a checkout it imports the checkout's source (as this test process does), and from
+    elsewhere the installed package (as the installed command does). A server is only used by a
+    client of the same install."""
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-c", script, str(runtime)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=env,
+            cwd=cwd,
+        )
+        try:
+            assert process.stdout.readline().strip() == "ready"
+            yield
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()

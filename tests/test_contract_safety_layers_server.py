@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from cmd_support import save
+from cmd_support import save, server_script
 
 # A server process and the installed command; one worker runs the module's one server.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("safety_layers_server")]
@@ -69,17 +69,6 @@ def served(tmp_path_factory):
     (runtime / "appear.txt").write_text("")
     env = {key: value for key, value in os.environ.items() if key != "CONVFILTER_SERVER"}
     env["CONVFILTER_RUNTIME_DIR"] = str(runtime)
-    log = open(runtime.parent / "server.log", "w")  # noqa: SIM115  (closed below)
-    # Started in the runtime directory: run from a checkout, ``python -c`` would import the checkout's
-    # source, a different install from the client's, whose server the client never uses.
-    process = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(runtime)],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-        env=env,
-        cwd=runtime,
-    )
     work = runtime / "work.txt"
 
     def run(*args):
@@ -93,16 +82,9 @@ def served(tmp_path_factory):
     def appear(*paths: Path):
         (runtime / "appear.txt").write_text("".join(f"{path}\n" for path in paths))
 
-    try:
-        assert process.stdout.readline().strip() == "ready"
+    # In the runtime directory: the installed package, as the installed command's client imports it.
+    with server_script(SERVER, runtime, runtime.parent / "server.log", env, cwd=runtime):
         yield run, appear
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def test_through_the_server_an_existing_output_is_refused_before_decoding(tmp_path, served):

@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import subprocess
 import sys
 import textwrap
 import time
 
 import click
 import pytest
+from cmd_support import server_script
 
 from convfilter.cli.running import run_group
 from convfilter.server import paths, protocol
@@ -56,20 +56,8 @@ SERVER = textwrap.dedent(
 def server(tmp_path):
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o700)
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115  (closed below)
-    process = subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(runtime)], stdout=subprocess.PIPE, stderr=log, text=True
-    )
-    try:
-        assert process.stdout.readline().strip() == "ready"
+    with server_script(SERVER, runtime, tmp_path / "server.log"):
         yield paths.socket_path(str(runtime)), tmp_path / "server.log"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def good_request(cwd: str, argv: list[str]) -> dict:
