@@ -1,8 +1,10 @@
 """Folders on a Dask cluster: the same outputs, messages and exit codes as the same command run here.
 
-Each cluster is started by its test (a ``LocalCluster`` through ``--dask local:2``,
-or a real ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1)
-and always stopped.
+The module shares one real cluster (a ``dask scheduler`` and two ``dask worker`` processes on
+127.0.0.1, started once and always stopped): its workers import TensorFlow once, not once per test.
+One test starts its own ``LocalCluster`` through ``--dask local:2``. The run on the cluster is the
+installed ``convfilter`` as a subprocess; the run it is compared with is the same command in this
+process (``CliRunner``), which has TensorFlow loaded already.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-pytestmark = pytest.mark.slow  # servers, clusters and subprocesses: the full suite only
+# Servers, clusters and subprocesses: the full suite only. One worker runs the module, in order, so
+# the shared cluster is started once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dask_cluster")]
 
 pytest.importorskip("distributed")
 
@@ -58,6 +62,60 @@ def _run(args, cwd, timeout=300):
     return subprocess.run([str(_exe()), *args], cwd=cwd, env=_env(), capture_output=True, timeout=timeout)
 
 
+def _here(args, cwd: Path, monkeypatch) -> tuple[int, bytes, bytes]:
+    """The same command in this process, in ``cwd``: (exit code, stdout, stderr)."""
+    from convfilter.cli import cli
+
+    monkeypatch.chdir(cwd)
+    result = CliRunner().invoke(cli, args, prog_name="convfilter")
+    return result.exit_code, result.stdout_bytes, result.stderr_bytes
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """``(address, worker nannies)`` of a real scheduler and two one-thread workers on 127.0.0.1,
+    warmed up (TensorFlow imported on each), shared by the module's tests and always stopped.
+
+    The workers run in a directory of their own: names relative to the client's are still found."""
+    dask_cli = BIN / "dask"
+    if not dask_cli.exists():
+        pytest.skip("the dask command is not installed")
+    from distributed import Client
+
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": _env()}
+    quiet["cwd"] = tmp_path_factory.mktemp("workers")
+    scheduler = [str(dask_cli), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]
+    worker = [str(dask_cli), "worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"]
+    processes = [subprocess.Popen(scheduler, **quiet)]
+    try:
+        processes += [subprocess.Popen(worker, **quiet) for _ in range(2)]
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            client.run(__import__, "tensorflow")
+        yield address, processes[1:]
+    finally:
+        _stop(processes)
+
+
 def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -70,14 +128,14 @@ def _twins(tmp_path: Path, **kwargs) -> tuple[Path, Path]:
     return here, there
 
 
-def test_a_folder_on_a_local_cluster_matches_the_local_run(tmp_path):
+def test_a_folder_on_a_local_cluster_matches_the_local_run(tmp_path, monkeypatch):
     here, there = _twins(tmp_path)
     args = ["sharpen", "in", "-r", "-o", "out", "--padding", "same", "--json"]
-    local = _run(args, here)
     dask = _run([*args, "--dask", "local:2"], there)
-    assert dask.returncode == local.returncode == 1
-    assert sorted(dask.stdout.splitlines()) == sorted(local.stdout.splitlines())
-    assert dask.stderr == local.stderr
+    code, stdout, stderr = _here(args, here, monkeypatch)
+    assert dask.returncode == code == 1
+    assert sorted(dask.stdout.splitlines()) == sorted(stdout.splitlines())
+    assert dask.stderr == stderr
     assert dask.stderr.decode().splitlines() == [
         "Error: in/broken.png: not an image file Pillow can read",
         "12 written, 1 failed, 0 skipped",
@@ -93,19 +151,19 @@ def test_a_folder_on_a_local_cluster_matches_the_local_run(tmp_path):
     ],
     ids=["bank", "transpose"],
 )
-def test_banks_and_transposed_convolutions_give_the_same_bytes_on_dask(tmp_path, args):
+def test_banks_and_transposed_convolutions_give_the_same_bytes_on_dask(tmp_path, monkeypatch, cluster, args):
     here, there = _twins(tmp_path, count=6, broken=False)
-    local = _run([*args, "in", "-r", "-o", "out"], here)
-    dask = _run([*args, "in", "-r", "-o", "out", "--dask", "local:2"], there)
-    assert local.returncode == dask.returncode == 0, dask.stderr
+    dask = _run([*args, "in", "-r", "-o", "out", "--dask", cluster[0]], there)
+    code, _, stderr = _here([*args, "in", "-r", "-o", "out"], here, monkeypatch)
+    assert code == dask.returncode == 0, (dask.stderr, stderr)
     assert _tree(here) == _tree(there)
     assert len(list((here / "out").glob("*.png"))) == 6
 
 
-def test_fail_fast_stops_the_cluster_run(tmp_path):
+def test_fail_fast_stops_the_cluster_run(tmp_path, cluster):
     folder = _folder(tmp_path, count=30)
     (folder / "000.png").write_bytes(b"broken too")
-    done = _run(["blur", "in", "-r", "-o", "out", "--fail-fast", "--dask", "local:2"], tmp_path)
+    done = _run(["blur", "in", "-r", "-o", "out", "--fail-fast", "--dask", cluster[0]], tmp_path)
     assert done.returncode == 1
     lines = done.stderr.decode().splitlines()
     assert lines[0] in (
@@ -127,12 +185,11 @@ def _descendants(pid: int) -> list:
     return psutil.Process(pid).children(recursive=True)
 
 
-def test_a_worker_killed_mid_run_has_its_tasks_retried(tmp_path):
+def test_a_worker_killed_mid_run_has_its_tasks_retried(tmp_path, monkeypatch, cluster):
+    address, nannies = cluster
     here, there = _twins(tmp_path, count=40, size=(700, 900), broken=False)
-    local = _run(["blur", "in", "-r", "-o", "out", "-q"], here)
-    assert local.returncode == 0, local.stderr
     client = subprocess.Popen(
-        [str(_exe()), "blur", "in", "-r", "-o", "out", "-q", "--dask", "local:2"],
+        [str(_exe()), "blur", "in", "-r", "-o", "out", "-q", "--dask", address],
         cwd=there,
         env=_env(),
         stderr=subprocess.PIPE,
@@ -142,9 +199,12 @@ def test_a_worker_killed_mid_run_has_its_tasks_retried(tmp_path):
         while not ((there / "out").exists() and any((there / "out").glob("*.png"))):
             assert time.monotonic() < deadline and client.poll() is None, "no output appeared"
             time.sleep(0.05)
-        # A worker is a spawned process; dask renames it "dask worker [...]" where setproctitle is installed.
+        # Each nanny runs its worker as a spawned process (the nanny starts a new one when it dies).
         workers = [
-            p for p in _descendants(client.pid) if re.search(r"spawn_main|dask worker", " ".join(p.cmdline()))
+            child
+            for nanny in nannies
+            for child in _descendants(nanny.pid)
+            if re.search(r"spawn_main|dask worker", " ".join(child.cmdline()))
         ]
         assert workers, "no worker process found"
         workers[-1].kill()
@@ -152,70 +212,28 @@ def test_a_worker_killed_mid_run_has_its_tasks_retried(tmp_path):
     finally:
         if client.poll() is None:
             client.kill()
+    assert _here(["blur", "in", "-r", "-o", "out", "-q"], here, monkeypatch) == (0, b"", b"")
     assert _tree(here) == _tree(there)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def test_a_real_scheduler_and_workers(tmp_path):
-    dask_cli = BIN / "dask"
-    if not dask_cli.exists():
-        pytest.skip("the dask command is not installed")
+def test_a_real_scheduler_and_workers(tmp_path, monkeypatch, cluster):
+    address = cluster[0]
     here, there = _twins(tmp_path)
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": _env()}
-    processes = [
-        subprocess.Popen(
-            [str(dask_cli), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-            **quiet,
-        )
-    ]
-    try:
-        for _ in range(2):
-            processes.append(
-                subprocess.Popen(
-                    [
-                        str(dask_cli),
-                        "worker",
-                        address,
-                        "--nthreads",
-                        "1",
-                        "--no-dashboard",
-                        "--host",
-                        "127.0.0.1",
-                    ],
-                    **quiet,
-                )
-            )
-        local = _run(["edge", "in", "-r", "-o", "out"], here)
-        remote = _run(["edge", "in", "-r", "-o", "out", "--dask", address, "--dask-timeout", "60"], there)
-        assert (remote.returncode, remote.stderr) == (local.returncode, local.stderr)
-        assert _tree(here) == _tree(there)
-        # The workers run in another directory: a Zarr array named relative to the client's is still found.
-        zarr = pytest.importorskip("zarr")
-        x = np.random.default_rng(4).integers(0, 256, (30, 40)).astype(np.uint8)
-        for root in (here, there):
-            zarr.create_array(str(root / "scan.zarr"), shape=x.shape, chunks=(16, 16), dtype="uint8")[:] = x
-        args = ["blur", "scan.zarr", "out.zarr", "--tile-size", "16"]
-        local = _run(args, here)
-        remote = _run([*args, "--dask", address, "--dask-timeout", "60"], there)
-        assert (remote.returncode, remote.stderr) == (local.returncode, local.stderr) == (0, b"")
-        np.testing.assert_array_equal(
-            zarr.open_array(str(there / "out.zarr"))[:], zarr.open_array(str(here / "out.zarr"))[:]
-        )
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    remote = _run(["edge", "in", "-r", "-o", "out", "--dask", address, "--dask-timeout", "60"], there)
+    code, _, stderr = _here(["edge", "in", "-r", "-o", "out"], here, monkeypatch)
+    assert (remote.returncode, remote.stderr) == (code, stderr)
+    assert _tree(here) == _tree(there)
+    # The workers run in another directory: a Zarr array named relative to the client's is still found.
+    zarr = pytest.importorskip("zarr")
+    x = np.random.default_rng(4).integers(0, 256, (30, 40)).astype(np.uint8)
+    for root in (here, there):
+        zarr.create_array(str(root / "scan.zarr"), shape=x.shape, chunks=(16, 16), dtype="uint8")[:] = x
+    args = ["blur", "scan.zarr", "out.zarr", "--tile-size", "16"]
+    remote = _run([*args, "--dask", address, "--dask-timeout", "60"], there)
+    assert (remote.returncode, remote.stderr) == _here(args, here, monkeypatch)[::2] == (0, b"")
+    np.testing.assert_array_equal(
+        zarr.open_array(str(there / "out.zarr"))[:], zarr.open_array(str(here / "out.zarr"))[:]
+    )
 
 
 @pytest.mark.parametrize(
@@ -288,12 +306,12 @@ def test_without_the_extra_dask_is_a_usage_error_naming_it(tmp_path, monkeypatch
     assert not (tmp_path / "out").exists()
 
 
-def test_the_client_process_never_imports_tensorflow(tmp_path):
+def test_the_client_process_never_imports_tensorflow(tmp_path, cluster):
     _folder(tmp_path, count=3, broken=False)
     code = (
         "import sys\n"
         "from convfilter.cli import run_command\n"
-        "code = run_command(['blur', 'in', '-r', '-o', 'out', '-q', '--dask', 'local:1'])\n"
+        f"code = run_command(['blur', 'in', '-r', '-o', 'out', '-q', '--dask', {cluster[0]!r}])\n"
         "print(code, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
     )
     done = subprocess.run(
@@ -311,10 +329,10 @@ def test_dask_is_refused_for_a_single_file(tmp_path, gray_png):
     assert "Error: --dask is for many files or .zarr arrays" in result.output
 
 
-def test_ctrl_c_cancels_every_task_and_the_summary_matches_the_disk(tmp_path):
+def test_ctrl_c_cancels_every_task_and_the_summary_matches_the_disk(tmp_path, cluster):
     _folder(tmp_path, count=40, size=(900, 900), broken=False)
     client = subprocess.Popen(
-        [str(_exe()), "blur", "in", "-r", "-o", "out", "--dask", "local:2"],
+        [str(_exe()), "blur", "in", "-r", "-o", "out", "--dask", cluster[0]],
         cwd=tmp_path,
         env=_env(),
         stderr=subprocess.PIPE,
@@ -341,25 +359,28 @@ def test_ctrl_c_cancels_every_task_and_the_summary_matches_the_disk(tmp_path):
             image.load()
 
 
-def test_two_runs_into_one_folder_never_replace_each_others_files(tmp_path):
+def test_two_runs_into_one_folder_never_replace_each_others_files(tmp_path, monkeypatch, cluster):
     """A run on Dask and a local run at once, neither with --overwrite: each file written exactly once."""
     import json
 
     _folder(tmp_path, count=24, broken=False)
-    runs = [
-        subprocess.Popen(
-            [str(_exe()), "blur", "in", "-r", "-o", "out", "--json", *extra],
-            cwd=tmp_path,
-            env=_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for extra in (["--dask", "local:1"], [])
-    ]
+    args = ["blur", "in", "-r", "-o", "out", "--json"]
+    on_dask = subprocess.Popen(
+        [str(_exe()), *args, "--dask", cluster[0]],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        here = _here(args, tmp_path, monkeypatch)  # meanwhile, in this process
+        there = on_dask.communicate(timeout=300)
+    finally:
+        if on_dask.poll() is None:
+            on_dask.kill()
     results = []
-    for run in runs:
-        out, _ = run.communicate(timeout=300)
-        assert run.returncode in (0, 1)
+    for code, out in ((on_dask.returncode, there[0]), (here[0], here[1])):
+        assert code in (0, 1)
         results.append([json.loads(line) for line in out.decode().splitlines()])
     written = [{r["output"] for r in lines if r["status"] == "written"} for lines in results]
     outputs = {p.relative_to(tmp_path).as_posix() for p in (tmp_path / "out").rglob("*.png")}
@@ -370,3 +391,10 @@ def test_two_runs_into_one_folder_never_replace_each_others_files(tmp_path):
             if r["status"] != "written":
                 assert r["status"] == "failed" and "already exists" in r["error"], r
     assert not list((tmp_path / "out").rglob(".*"))  # no temporary file left behind
+
+
+def test_the_module_runs_on_one_worker_as_one_group(request):
+    """The shared cluster is started once only if pytest-xdist keeps the module's tests together."""
+    if not getattr(request.config.option, "loadgroup", False):
+        pytest.skip("not run by pytest-xdist with --dist loadgroup")
+    assert request.node.nodeid.endswith("@dask_cluster"), request.node.nodeid
