@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -32,9 +34,38 @@ def convfilter_exe() -> Path:
     return exe
 
 
-SLOW_FIXTURES = {"convfilter_exe"}
+@pytest.fixture(scope="session")
+def server_env(tmp_path_factory):
+    """An environment in which the installed command forwards to a warm server: started once per test
+    process (in a private runtime directory), always stopped.
+
+    For tests of what a command does, not of how a cold process starts: the client is the real
+    installed command, the work runs in the server, which already has TensorFlow loaded. Cold starts
+    are tested where they are the point (``test_contract_startup``, ``test_server``, and
+    ``test_cmd_filter``'s clean stderr)."""
+    exe = Path(sys.executable).with_name("convfilter")
+    if not exe.exists():
+        pytest.skip("convfilter console script is not installed in this environment")
+    runtime = tmp_path_factory.mktemp("server-runtime")
+    runtime.chmod(0o700)
+    env = {key: value for key, value in os.environ.items() if key != "CONVFILTER_SERVER"}
+    env["CONVFILTER_RUNTIME_DIR"] = str(runtime)
+    started = subprocess.run([exe, "server", "start"], env=env, capture_output=True, timeout=180)
+    assert started.returncode == 0, started.stderr
+    try:
+        yield env
+        status = subprocess.run(
+            [exe, "server", "status"], env=env, capture_output=True, text=True, timeout=60
+        )
+        # A client that cannot use the server runs the command itself: the tests would pass, slowly.
+        assert "jobs served:  0\n" not in status.stdout, status.stdout
+    finally:
+        subprocess.run([exe, "server", "stop"], env=env, capture_output=True, timeout=120)
+
+
+SLOW_FIXTURES = {"convfilter_exe", "server_env"}
 """Fixtures that make a test slow by themselves: running the installed command is a new process
-that imports TensorFlow (seconds each)."""
+that imports TensorFlow (seconds each), or talks to a server that did."""
 
 
 def pytest_collection_modifyitems(config, items):

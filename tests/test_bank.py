@@ -236,11 +236,10 @@ def test_explain_filters():
 
 
 @pytest.mark.slow
-def test_the_installed_command(convfilter_exe, tmp_path):
+def test_the_installed_command(convfilter_exe, server_env, tmp_path):
     proc = subprocess.run(
         [
             str(convfilter_exe),
-            "--no-server",
             "bank",
             "sobel-x",
             "sobel-y",
@@ -252,6 +251,7 @@ def test_the_installed_command(convfilter_exe, tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
+        env=server_env,
     )
     assert proc.returncode == 0, proc.stderr
     assert np.load(tmp_path / "r.npy").shape == (510, 510, 2)

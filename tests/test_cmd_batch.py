@@ -249,25 +249,28 @@ def test_verbose_reports_every_file(folder, tmp_path):
 
 
 @pytest.mark.slow
-def test_subprocess_pipe_round_trip(tmp_path):
+def test_subprocess_pipe_round_trip(tmp_path, server_env):
     px = save(tmp_path / "a.png", (16, 20), 9)
     first = subprocess.run(
         [CONVFILTER, "blur", "-", "-", "--format", "tif"],
         input=(tmp_path / "a.png").read_bytes(),
         capture_output=True,
         check=False,
+        env=server_env,
     )
     assert (first.returncode, first.stderr) == (0, b"")
     np.testing.assert_array_equal(read(first.stdout), blurred(px))
 
 
 @pytest.mark.slow
-def test_subprocess_find_print0(tmp_path):
+def test_subprocess_find_print0(tmp_path, server_env):
     src = tmp_path / "my photos"
     src.mkdir()
     images = {n: save(src / n, (6, 9), i) for i, n in enumerate(["a 1.png", "b\n2.png"])}
     script = f"find {str(src)!r} -name '*.png' -print0 | {CONVFILTER} blur --files-from - --null -o out"
-    done = subprocess.run(script, shell=True, cwd=tmp_path, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        script, shell=True, cwd=tmp_path, capture_output=True, text=True, check=False, env=server_env
+    )
     assert (done.returncode, done.stderr) == (0, "2 written, 0 failed, 0 skipped\n")
     for name, px in images.items():
         np.testing.assert_array_equal(read(tmp_path / "out" / name), blurred(px))

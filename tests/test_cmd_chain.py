@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -132,8 +131,8 @@ def test_chain_stage_that_does_not_fit_names_the_stage(tmp_path, crop_png):
 
 
 @pytest.mark.slow
-def test_installed_chain_and_learn_commands(tmp_path, crop_png, convfilter_exe):
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+def test_installed_chain_and_learn_commands(tmp_path, crop_png, convfilter_exe, server_env):
+    env = {**server_env, "PYTHONWARNINGS": "ignore"}
     out, model_path = tmp_path / "out.png", tmp_path / "m.keras"
     done = subprocess.run(
         [convfilter_exe, "chain", "--export", model_path, crop_png, out, "edge", "--", "pool", "max"],

@@ -48,7 +48,7 @@ def test_chain_recursive_and_template(tmp_path):
 
 
 @pytest.mark.slow
-def test_pool_and_chain_pipes_as_a_subprocess(tmp_path):
+def test_pool_and_chain_pipes_as_a_subprocess(tmp_path, server_env):
     pixels = save(tmp_path / "a.png", (16, 16), 4)
     command = [sys.executable, "-m", "convfilter"]
     pooled = subprocess.run(
@@ -56,12 +56,14 @@ def test_pool_and_chain_pipes_as_a_subprocess(tmp_path):
         input=(tmp_path / "a.png").read_bytes(),
         capture_output=True,
         check=True,
+        env=server_env,
     )
     chained = subprocess.run(
         [*command, "chain", "-", "-", "identity", "--size", "1"],
         input=pooled.stdout,
         capture_output=True,
         check=True,
+        env=server_env,
     )
     (tmp_path / "out.png").write_bytes(chained.stdout)
     np.testing.assert_array_equal(

@@ -284,7 +284,7 @@ def test_bad_matrix_input_exit_1_and_existing_output_untouched(tmp_path, content
 
 
 @pytest.mark.slow
-def test_installed_command_custom_on_a_matrix(tmp_path, convfilter_exe):
+def test_installed_command_custom_on_a_matrix(tmp_path, convfilter_exe, server_env):
     exe = convfilter_exe
     (tmp_path / "signal.csv").write_text("2,0,1,4\n")
     proc = subprocess.run(
@@ -292,6 +292,7 @@ def test_installed_command_custom_on_a_matrix(tmp_path, convfilter_exe):
         capture_output=True,
         text=True,
         timeout=120,
+        env=server_env,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
@@ -301,6 +302,7 @@ def test_installed_command_custom_on_a_matrix(tmp_path, convfilter_exe):
         capture_output=True,
         text=True,
         timeout=120,
+        env=server_env,
     )
     assert proc.returncode == 2
     assert proc.stderr.splitlines()[-1] == (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from cmd_support import ASCENT, read, run
+from PIL import Image
 from reference import correlate
 
 from convfilter.engine.model import keras_module
@@ -116,14 +117,15 @@ def test_learn_with_a_reflect_border(tmp_path, crop_png):
     )
 
 
-@pytest.mark.slow
-def test_learn_on_the_full_sample_image_within_0_01(tmp_path):
+def test_learn_on_a_sample_crop_within_0_01_and_the_kernel_file_reproduces_it(tmp_path):
+    before = tmp_path / "before.png"
+    Image.fromarray(read(ASCENT)[128:256, 192:320]).save(before)  # 128x128 of real texture
     kernel = "0.2,-0.5,0.3;1.1,0.05,-0.7;-0.25,0.6,0.4"
-    assert run("custom", "--kernel", kernel, ASCENT, tmp_path / "after.npy").exit_code == 0
-    result = run("learn", ASCENT, tmp_path / "after.npy", "--size", "3", "-o", tmp_path / "k.csv")
+    assert run("custom", "--kernel", kernel, before, tmp_path / "after.npy").exit_code == 0
+    result = run("learn", before, tmp_path / "after.npy", "--size", "3", "-o", tmp_path / "k.csv")
     assert result.exit_code == 0, result.output
     expected = [[0.2, -0.5, 0.3], [1.1, 0.05, -0.7], [-0.25, 0.6, 0.4]]
     assert np.abs(np.loadtxt(tmp_path / "k.csv", delimiter=",") - expected).max() < 0.01
     # The saved kernel is what custom --kernel @FILE reads: it reproduces AFTER.
-    assert run("custom", "--kernel", f"@{tmp_path / 'k.csv'}", ASCENT, tmp_path / "again.npy").exit_code == 0
+    assert run("custom", "--kernel", f"@{tmp_path / 'k.csv'}", before, tmp_path / "again.npy").exit_code == 0
     np.testing.assert_allclose(np.load(tmp_path / "again.npy"), np.load(tmp_path / "after.npy"), atol=0.05)

@@ -127,7 +127,7 @@ def test_output_folders_are_created_only_when_a_file_is_written(tmp_path):
 
 
 @pytest.mark.slow
-def test_pipes_the_shell_makes_are_read_as_streams(tmp_path):
+def test_pipes_the_shell_makes_are_read_as_streams(tmp_path, server_env):
     """`<(cat a.png)` (a /dev/fd path) and a named FIFO work as the same bytes on '-' do."""
     pixels = save(tmp_path / "a.png", (16, 16), 5)
     convfilter = f"{sys.executable} -m convfilter"
@@ -135,7 +135,9 @@ def test_pipes_the_shell_makes_are_read_as_streams(tmp_path):
         f"{convfilter} identity --size 1 <(cat a.png) sub.png && "
         f"mkfifo fifo.png && (cat a.png > fifo.png &) && {convfilter} identity --size 1 fifo.png -o out"
     )
-    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    done = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, env=server_env
+    )
     assert done.returncode == 0, done.stderr
     for written in (tmp_path / "sub.png", tmp_path / "out" / "fifo.png"):
         np.testing.assert_array_equal(np.asarray(Image.open(written)), pixels)

@@ -369,8 +369,8 @@ def test_no_dpi_in_no_dpi_out(corpus, tmp_path):
 
 
 @pytest.mark.slow
-def test_installed_command_on_modes(corpus, tmp_path, convfilter_exe):
-    """The real ``convfilter`` command (one shell script, four runs: each imports TensorFlow)."""
+def test_installed_command_on_modes(corpus, tmp_path, convfilter_exe, server_env):
+    """The real ``convfilter`` command (one shell script, four runs, through a warm server)."""
     m = corpus.modes
     script = textwrap.dedent(
         """
@@ -387,6 +387,7 @@ def test_installed_command_on_modes(corpus, tmp_path, convfilter_exe):
         ["bash", "-c", script, "bash", str(convfilter_exe), str(tmp_path), *map(str, paths)],
         check=True,
         timeout=300,
+        env=server_env,
     )
     for name in ("o16", "orgba", "of"):
         assert (tmp_path / f"{name}.err").read_text() == ""  # no TensorFlow start-up noise

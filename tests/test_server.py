@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -476,3 +477,29 @@ def test_a_command_under_resource_limits_runs_here_where_they_hold(server, tmp_p
     )
     assert _jobs(exe, env) == before  # the server did none of it
     assert (tmp_path / "o.png").exists()
+
+
+def test_a_command_that_names_the_clients_own_files_runs_here(server, tmp_path):
+    """`<(cat a.png)` is /dev/fd/63 and /dev/stdin is fd 0 of the client: in the server those names
+    would be the server's own files, so such a command runs in the client's process, as without it."""
+    exe, env, _pid = server
+    shutil.copy(SAMPLE, tmp_path / "a.png")
+    reference = _run(exe, ["--no-server", "blur", "a.png", "ref.png"], env, cwd=tmp_path)
+    assert reference.returncode == 0, reference.stderr
+    before = _jobs(exe, env)
+    script = f"{exe} blur <(cat a.png) fd.png -v && {exe} blur /dev/stdin stdin.png -v < a.png"
+    done = subprocess.run(
+        ["bash", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stderr.splitlines() if "not on the server" in line]
+    assert len(notes) == 2, done.stderr
+    assert re.fullmatch(
+        r"convfilter: running here, not on the server: /dev/fd/\d+ names a file of this process, "
+        r"which the server would open as its own",
+        notes[0],
+    )
+    assert notes[1].startswith("convfilter: running here, not on the server: /dev/stdin names a file")
+    assert _jobs(exe, env) == before  # the server did none of it
+    for name in ("fd.png", "stdin.png"):
+        assert (tmp_path / name).read_bytes() == (tmp_path / "ref.png").read_bytes()

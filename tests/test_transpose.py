@@ -318,12 +318,11 @@ def test_color_with_alpha_upsamples_the_alpha(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_installed_command(convfilter_exe, tmp_path):
+def test_the_installed_command(convfilter_exe, server_env, tmp_path):
     np.save(tmp_path / "x.npy", np.eye(3))
     proc = subprocess.run(
         [
             str(convfilter_exe),
-            "--no-server",
             "custom",
             "--kernel",
             "1,1;1,1",
@@ -337,6 +336,7 @@ def test_the_installed_command(convfilter_exe, tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
+        env=server_env,
     )
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_array_equal(

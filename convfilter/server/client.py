@@ -100,13 +100,33 @@ def own_limits() -> list[str]:
     return found
 
 
+OWN_FILE_PREFIXES = ("/dev/fd/", "/proc/self/", "/proc/thread-self/")
+OWN_FILES = ("/dev/stdin", "/dev/stdout", "/dev/stderr")
+
+
+def own_file(argv: list[str]) -> str | None:
+    """The first argument (or ``--option=value``'s value) that names one of this process's own files:
+    ``/dev/fd/N`` (bash's ``<(...)``), ``/dev/stdout``, ``/proc/self/...``. The server would open its
+    own instead, so such a command runs here."""
+    prefixes = (*OWN_FILE_PREFIXES, f"/proc/{os.getpid()}/")
+    for token in argv:
+        value = token.partition("=")[2] if token.startswith("--") else token
+        if value in OWN_FILES or value.startswith(prefixes):
+            return value
+    return None
+
+
 def forward(argv: list[str], start: bool = False) -> int:
     """Run ``argv`` on this install's server and return its exit code; :class:`Fallback` if it cannot.
 
-    A command run under resource limits (``ulimit -f``, ``-t``, ``-v``, ``-d``)
+    A command that names this process's own files (:func:`own_file`) runs here. A command run under
+    resource limits (``ulimit -f``, ``-t``, ``-v``, ``-d``)
     runs here: the server is another process, so it would not hold the work to
     them, and the outcome must be the one the limits give.
     """
+    own = own_file(argv)
+    if own:
+        raise Fallback(f"{own} names a file of this process, which the server would open as its own")
     limits = own_limits()
     if limits:
         raise Fallback(
