@@ -5,7 +5,8 @@ and the command reference is the real ``--help``.
   file's commands build on each other) and must print the lines below it; a line ``...`` stands
   for any number of lines, and ``…`` inside a line for any text.
 * ```` ```sh ```` blocks: each command runs and must succeed (exit 0), its output unchecked.
-* ```` ```python ```` blocks run and must not raise.
+* ```` ```python ```` blocks run and must not raise (each in fresh globals, in one Python process per
+  file).
 * ``docs/reference.md`` is regenerated from the ``--help`` texts (``python docs/make_reference.py``)
   and must be unchanged.
 
@@ -16,6 +17,7 @@ started for this module (the commands print the same through it), and are stoppe
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -148,6 +150,59 @@ def shell(command: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
 RUNNABLE = [path for path in DOCS if blocks(path, "console") or blocks(path, "sh") or blocks(path, "python")]
 
 
+PYTHON_BLOCKS = r"""
+import contextlib, io, json, sys, traceback
+for line in sys.stdin:
+    block = json.loads(line)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(block["code"], block["where"], "exec"), {"__name__": "__main__"})
+        reply = {"ok": True}
+    except BaseException:
+        reply = {"ok": False, "error": traceback.format_exc()}
+    sys.__stdout__.write(json.dumps(reply) + "\n")
+    sys.__stdout__.flush()
+"""
+"""A Python process that runs a page's ``python`` blocks one by one, each in fresh globals, and
+answers ``{"ok": ...}`` per block: a page imports TensorFlow once, not once per block."""
+
+
+class PythonBlocks:
+    """The page's Python process, started at its first block (in the sandbox), stopped at the end."""
+
+    def __init__(self, sandbox: Path):
+        self.sandbox, self.process = sandbox, None
+
+    def run(self, code: str, where: str) -> dict:
+        if self.process is None:
+            self.log = open(self.sandbox.parent / "python-blocks.log", "w+")
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", PYTHON_BLOCKS],
+                cwd=self.sandbox,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self.log,
+                text=True,
+            )
+        self.process.stdin.write(json.dumps({"code": code, "where": where}) + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer:
+            self.log.seek(0)
+            return {"ok": False, "error": "the Python process ended:\n" + self.log.read()}
+        return json.loads(answer)
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.log.close()
+
+
 @pytest.mark.parametrize("doc", RUNNABLE, ids=[path.name for path in RUNNABLE])
 def test_every_command_shown_runs_and_prints_what_is_shown(doc, served, tmp_path):
     sandbox = make_sandbox(tmp_path)
@@ -161,22 +216,24 @@ def test_every_command_shown_runs_and_prints_what_is_shown(doc, served, tmp_path
     for start, lines in blocks(doc, "python"):
         runs.append((start, "\n".join(lines), "python"))
     runs.sort(key=lambda run: run[0])  # in the order the reader meets them
-    for start, command, expected in runs:
-        where = f"{doc.name}:{start}: {command}"
-        if expected == "python":
-            result = subprocess.run(
-                [sys.executable, "-c", command], cwd=sandbox, capture_output=True, text=True, timeout=300
-            )
-            assert result.returncode == 0, f"{where}\n{result.stderr}"
-            continue
-        result = shell(command, sandbox, served)
-        if expected is None:
-            assert result.returncode == 0, f"{where}\n{result.stdout}"
-        else:
-            actual = result.stdout.splitlines()
-            assert matches(expected, actual), (
-                f"{where}\n--- shown\n" + "\n".join(expected) + ("\n--- printed\n" + result.stdout)
-            )
+    python = PythonBlocks(sandbox)
+    try:
+        for start, command, expected in runs:
+            where = f"{doc.name}:{start}: {command}"
+            if expected == "python":
+                answer = python.run(command, f"{doc.name}:{start}")
+                assert answer["ok"], f"{where}\n{answer.get('error')}"
+                continue
+            result = shell(command, sandbox, served)
+            if expected is None:
+                assert result.returncode == 0, f"{where}\n{result.stdout}"
+            else:
+                actual = result.stdout.splitlines()
+                assert matches(expected, actual), (
+                    f"{where}\n--- shown\n" + "\n".join(expected) + ("\n--- printed\n" + result.stdout)
+                )
+    finally:
+        python.close()
 
 
 def test_the_command_reference_is_the_real_help():
