@@ -15,6 +15,14 @@ import pytest
 from PIL import Image
 
 from convfilter.errors import ConvFilterError
+from convfilter.io.atomic import (
+    atomic_file,
+    atomic_path,
+    exists_message,
+    remove_leftovers,
+    rename_no_replace,
+    temp_prefix,
+)
 from convfilter.io.images import write_image
 
 
@@ -109,3 +117,121 @@ def test_existing_permissions_are_kept(tmp_path):
     write_image(str(out), np.ones((3, 3), np.uint8), "PNG")
     assert out.stat().st_mode & 0o777 == 0o640
     assert np.asarray(Image.open(out)).shape == (3, 3)
+
+
+# The primitives themselves (convfilter.io.atomic): names, modes, refusals and what is left around.
+
+
+def _listing(directory: Path) -> list[str]:
+    return sorted(os.listdir(directory))
+
+
+def test_a_new_file_appears_whole_with_the_umask_mode_and_nothing_beside_it(tmp_path):
+    out = tmp_path / "new.bin"
+    previous = os.umask(0o027)
+    try:
+        with atomic_file(str(out)) as handle:
+            handle.write(b"abc")
+            assert _listing(tmp_path) != ["new.bin"]  # not under its name until the block ends
+    finally:
+        os.umask(previous)
+    assert out.read_bytes() == b"abc"
+    assert out.stat().st_mode & 0o777 == 0o640
+    assert _listing(tmp_path) == ["new.bin"]
+
+
+def test_the_temporary_name_is_beside_the_output_with_prefix_claim_and_suffix(tmp_path):
+    out = tmp_path / ("x" * 150 + ".png")
+    with atomic_path(str(out), suffix=".tif", claim="RUN") as tmp:
+        assert os.path.dirname(tmp) == str(tmp_path)
+        name = os.path.basename(tmp)
+        assert name.startswith(".convfilter-" + "x" * 100 + ".RUN.") and name.endswith(".tif")
+        assert temp_prefix(str(out)) == ".convfilter-" + "x" * 100 + "."
+        Path(tmp).write_bytes(b"1")
+    assert out.read_bytes() == b"1"
+    assert _listing(tmp_path) == [out.name]  # a claim marks only what may not be replaced
+
+
+def test_replace_false_refuses_an_existing_output_and_true_replaces_it(tmp_path):
+    out = tmp_path / "o.bin"
+    out.write_bytes(b"old")
+    with pytest.raises(ConvFilterError) as info, atomic_file(str(out), replace=False) as handle:
+        handle.write(b"new")
+    assert str(info.value) == exists_message(str(out))
+    assert (
+        str(info.value)
+        == f"{out}: already exists (use --overwrite to replace it or --skip-existing to keep it)"
+    )
+    assert (out.read_bytes(), _listing(tmp_path)) == (b"old", ["o.bin"])
+    with atomic_file(str(out), replace=True) as handle:
+        handle.write(b"new")
+    assert (out.read_bytes(), _listing(tmp_path)) == (b"new", ["o.bin"])
+
+
+def test_errors_of_the_given_types_become_one_line_and_others_pass_through(tmp_path):
+    out = tmp_path / "o.bin"
+    with pytest.raises(ConvFilterError) as info, atomic_path(str(out), errors=(ValueError,)):
+        raise ValueError("bad value\nsecond line")
+    assert str(info.value) == f"{out}: cannot write (bad value)"
+    with pytest.raises(ValueError), atomic_path(str(out)):  # not a listed type: as it was
+        raise ValueError("x")
+    with pytest.raises(ConvFilterError) as info, atomic_file(str(out)):
+        raise OSError(28, "No space left on device")  # OSError is listed by default
+    assert str(info.value) == f"{out}: cannot write ([Errno 28] No space left on device)"
+    assert _listing(tmp_path) == []
+    missing = tmp_path / "no-such-folder" / "o.bin"
+    with pytest.raises(ConvFilterError) as info, atomic_path(str(missing)):
+        pass
+    assert str(info.value) == f"{missing}: cannot write (No such file or directory)"
+
+
+def test_a_runs_claim_marker_lets_its_retry_find_its_own_file_and_refuses_other_runs(tmp_path):
+    """A Dask task run again after its worker died finds its own file done; another run is refused."""
+    out = tmp_path / "a.png"
+    with atomic_file(str(out), replace=False, claim="R1") as handle:
+        handle.write(b"first")
+    marker = tmp_path / ".convfilter-a.png.R1.done"
+    assert os.path.samefile(marker, out)
+    with atomic_file(str(out), replace=False, claim="R1") as handle:  # the retry: done already
+        handle.write(b"again")
+    assert out.read_bytes() == b"first"
+    with pytest.raises(ConvFilterError) as info, atomic_file(str(out), replace=False, claim="R2") as handle:
+        handle.write(b"other")
+    assert str(info.value) == exists_message(str(out))
+    assert out.read_bytes() == b"first"
+    # A marker left by an attempt that died before it took the name is not the file: it is replaced.
+    stale = tmp_path / ".convfilter-b.png.R1.done"
+    stale.write_bytes(b"stale")
+    with atomic_file(str(tmp_path / "b.png"), replace=False, claim="R1") as handle:
+        handle.write(b"b")
+    assert (tmp_path / "b.png").read_bytes() == b"b" and os.path.samefile(stale, tmp_path / "b.png")
+
+
+def test_remove_leftovers_removes_this_runs_files_of_that_output_only(tmp_path):
+    names = [
+        ".convfilter-a.png.R1.k2x.part",  # this run's temporary file (its worker was killed)
+        ".convfilter-a.png.R1.done",  # this run's marker
+        ".convfilter-a.png.R2.done",  # another run's
+        ".convfilter-a.png.R10.done",  # another run whose name begins the same
+        ".convfilter-b.png.R1.done",  # another output's
+        "a.png",
+    ]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    assert remove_leftovers(str(tmp_path / "a.png"), "R1") == 2
+    assert _listing(tmp_path) == sorted(names[2:])
+    assert remove_leftovers(str(tmp_path / "a.png"), "R1") == 0
+    assert remove_leftovers(str(tmp_path / "gone" / "a.png"), "R1") == 0
+    assert remove_leftovers("s3://bucket/a.png", "R1") == 0  # an object store leaves no temporary object
+
+
+def test_rename_no_replace_moves_a_folder_and_never_replaces(tmp_path):
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "f").write_bytes(b"1")
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(ConvFilterError) as info:
+        rename_no_replace(str(tmp_path / "new"), str(tmp_path / "taken"))
+    assert str(info.value) == exists_message(str(tmp_path / "taken"))
+    assert (tmp_path / "new" / "f").exists()
+    rename_no_replace(str(tmp_path / "new"), str(tmp_path / "moved"))
+    assert _listing(tmp_path) == ["moved", "taken"] and (tmp_path / "moved" / "f").read_bytes() == b"1"

@@ -135,7 +135,7 @@ def test_dask_workers_read_and_write_the_endpoint(endpoint, bucket, tmp_path):
     fs.put(str(tmp_path / "in"), f"{name}/in", recursive=True)
     assert invoke("edge", tmp_path / "in", "-r", "-o", tmp_path / "out", "-q").exit_code == 0
     result = invoke(
-        "edge", f"s3://{name}/in", "-r", "-o", f"s3://{name}/out", "--dask", "local:2", *options(endpoint)
+        "edge", f"s3://{name}/in", "-r", "-o", f"s3://{name}/out", "--dask", "local:1", *options(endpoint)
     )
     assert result.exit_code == 0, result.output
     assert result.output.endswith("6 written, 0 failed, 0 skipped\n")
