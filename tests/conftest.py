@@ -13,6 +13,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from helpers import installed_convfilter  # noqa: E402 (tests/ is on the path from here on)
+
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
 
 
@@ -28,10 +30,7 @@ def gray_png(tmp_path: Path) -> Path:
 @pytest.fixture
 def convfilter_exe() -> Path:
     """The installed console script, next to the running interpreter."""
-    exe = Path(sys.executable).with_name("convfilter")
-    if not exe.exists():
-        pytest.skip("convfilter console script is not installed in this environment")
-    return exe
+    return installed_convfilter()
 
 
 @pytest.fixture(scope="session")
@@ -43,9 +42,7 @@ def server_env(tmp_path_factory):
     installed command, the work runs in the server, which already has TensorFlow loaded. Cold starts
     are tested where they are the point (``test_contract_startup``, ``test_server``, and
     ``test_cmd_filter``'s clean stderr)."""
-    exe = Path(sys.executable).with_name("convfilter")
-    if not exe.exists():
-        pytest.skip("convfilter console script is not installed in this environment")
+    exe = installed_convfilter()
     runtime = tmp_path_factory.mktemp("server-runtime")
     runtime.chmod(0o700)
     env = {key: value for key, value in os.environ.items() if key != "CONVFILTER_SERVER"}

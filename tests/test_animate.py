@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from cmd_support import invoke as run
+from helpers import invoke as run
 from PIL import Image
 from reference import correlate, tf_same_padding
 from reference_transpose import scatter_add

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from cmd_support import assert_pixels, rescale_reference, run
+from helpers import assert_pixels, rescale_reference, run
 from PIL import Image
 from reference import correlate, tf_same_padding
 

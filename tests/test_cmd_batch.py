@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from cmd_support import invoke, read, save
+from helpers import invoke, read, save
 from reference import correlate
 
 from convfilter.cli import cli

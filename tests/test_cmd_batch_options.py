@@ -8,7 +8,7 @@ import io
 import os
 
 import numpy as np
-from cmd_support import invoke
+from helpers import invoke
 from PIL import Image
 from reference import correlate, tf_same_padding
 

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from cmd_support import SOBEL_X, assert_pixels, read, rescale_reference, run
+from helpers import SOBEL_X, assert_pixels, read, rescale_reference, run
 from PIL import Image
 from reference import correlate
 from reference_pool import pool

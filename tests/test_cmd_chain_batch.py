@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from cmd_support import BOX, assert_pixels, clip8, invoke, save
+from helpers import BOX, assert_pixels, clip8, invoke, save
 from PIL import Image
 from reference import correlate
 from reference_pool import pool

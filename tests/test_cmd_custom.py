@@ -6,7 +6,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from cmd_support import invoke as run
+from helpers import invoke as run
 from PIL import Image
 from reference import correlate
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from cmd_support import assert_pixels, read, rescale_reference, run
+from helpers import assert_pixels, read, rescale_reference, run
 from PIL import Image
 from reference import correlate
 

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import invoke
 
 from convfilter.cli import cli
 from convfilter.ops.kernels import KERNELS
@@ -17,7 +18,8 @@ SOBEL_X = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
 
 
 def run(*args):
-    return CliRunner().invoke(cli, ["kernels", *[str(a) for a in args]], prog_name="convfilter")
+    """``convfilter kernels ARGS`` in-process."""
+    return invoke("kernels", *args)
 
 
 def test_list_every_named_kernel_one_line_each():

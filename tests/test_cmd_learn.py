@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cmd_support import ASCENT, read, run
+from helpers import ASCENT, read, run
 from PIL import Image
 from reference import correlate
 

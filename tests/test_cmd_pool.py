@@ -6,16 +6,16 @@ import math
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import invoke
 from PIL import Image
 
-from convfilter.cli import cli
 from convfilter.engine.pool import pool_array
 from convfilter.errors import ImageTooSmallError
 
 
 def run(*args):
-    return CliRunner().invoke(cli, ["pool", *[str(a) for a in args]], prog_name="convfilter")
+    """``convfilter pool ARGS`` in-process."""
+    return invoke("pool", *args)
 
 
 def reference_pool(x: np.ndarray, kind: str, size: int, stride: tuple[int, int], padding: str) -> np.ndarray:

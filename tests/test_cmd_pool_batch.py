@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from cmd_support import clip8, invoke, save
+from helpers import clip8, invoke, save
 from PIL import Image
 from reference_pool import pool
 

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from cmd_support import SOBEL_X, read, rescaled, run
+from helpers import SOBEL_X, read, rescaled, run
 from PIL import Image
 from reference import correlate
 from reference_pool import pool

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cmd_support import invoke
+from helpers import invoke
 from PIL import Image
 
 

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from cmd_support import invoke, save
+from helpers import invoke, save
 from PIL import Image
 
 

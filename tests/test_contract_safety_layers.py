@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cmd_support import invoke, save
+from helpers import invoke, save
 
 import convfilter.run.runner as runner_module
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from cmd_support import save, server_script
+from helpers import installed_convfilter, save, server_script
 
 # A server process and the installed command; one worker runs the module's one server.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("safety_layers_server")]
@@ -61,9 +60,7 @@ SERVER = textwrap.dedent(
 def served(tmp_path_factory):
     """``(run, appear)``: run the installed command through the server, giving its exit code, output
     and what the server decoded and modelled; name the paths to appear while the model next runs."""
-    convfilter_exe = Path(sys.executable).with_name("convfilter")
-    if not convfilter_exe.exists():
-        pytest.skip("convfilter console script is not installed in this environment")
+    convfilter_exe = installed_convfilter()
     runtime = tmp_path_factory.mktemp("server") / "runtime"
     runtime.mkdir(mode=0o700)
     (runtime / "appear.txt").write_text("")

@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import pytest
-from cmd_support import invoke as run
+from helpers import invoke as run
 from PIL import Image
 from reference import correlate, correlate_channels
 from reference_transpose import scatter_add

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import installed_convfilter
 from PIL import Image
 
 # Servers, clusters and subprocesses: the full suite only. One worker runs the module, in order, so
@@ -34,10 +35,7 @@ BIN = Path(sys.executable).parent
 
 
 def _exe() -> Path:
-    exe = BIN / "convfilter"
-    if not exe.exists():
-        pytest.skip("convfilter console script is not installed in this environment")
-    return exe
+    return installed_convfilter()
 
 
 def _env() -> dict[str, str]:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import installed_convfilter
 from PIL import Image
 
 pytestmark = pytest.mark.slow  # servers, clusters and subprocesses: the full suite only
@@ -124,9 +125,7 @@ def served(tmp_path_factory):
         COLUMNS="100",
         PYTHONUNBUFFERED="1",
     )
-    exe = BIN / "convfilter"
-    if not exe.exists():
-        pytest.skip("convfilter console script is not installed in this environment")
+    exe = installed_convfilter()
     started = subprocess.run([exe, "server", "start"], env=env, capture_output=True, timeout=180)
     assert started.returncode == 0, started.stderr
     try:

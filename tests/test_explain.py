@@ -6,15 +6,15 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import invoke
 
-from convfilter.cli import cli
 from convfilter.errors import ImageTooSmallError
 from convfilter.explain import explain
 
 
 def run(*args):
-    return CliRunner().invoke(cli, ["explain", *[str(a) for a in args]], prog_name="convfilter")
+    """``convfilter explain ARGS`` in-process."""
+    return invoke("explain", *args)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cmd_support import invoke, read, save
+from helpers import invoke, read, save
 from reference import correlate, tf_same_padding
 from reference_pool import pool
 from reference_transpose import scatter_add

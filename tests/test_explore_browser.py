@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cmd_support import ASCENT, read, run, save
+from helpers import ASCENT, read, run, save
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("explore_browser")]  # one server, one browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

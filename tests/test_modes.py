@@ -12,7 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from cmd_support import assert_pixels
+from helpers import assert_pixels
 from image_corpus import cmyk_to_rgb
 from PIL import Image
 from reference import correlate

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 import pytest
-from cmd_support import save
+from helpers import save
 from PIL import Image
 from reference import correlate
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import installed_convfilter
 from PIL import Image
 
 from convfilter import __version__
@@ -82,9 +83,7 @@ def running_server(exe, runtime: Path, *args: str):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    exe = Path(sys.executable).with_name("convfilter")
-    if not exe.exists():
-        pytest.skip("convfilter console script is not installed in this environment")
+    exe = installed_convfilter()
     with running_server(exe, tmp_path_factory.mktemp("runtime")) as (env, pid):
         yield exe, env, pid
 

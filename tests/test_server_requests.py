@@ -19,7 +19,7 @@ import time
 
 import click
 import pytest
-from cmd_support import server_script
+from helpers import server_script
 
 from convfilter.cli.running import run_group
 from convfilter.server import paths, protocol

@@ -11,7 +11,7 @@ import uuid
 import fsspec
 import numpy as np
 import pytest
-from cmd_support import invoke, read, save
+from helpers import invoke, read, save
 from reference import correlate
 
 from convfilter.io import stores

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cmd_support import invoke, save
+from helpers import invoke, save
 from PIL import Image
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("s3_endpoint")]  # one moto server per run

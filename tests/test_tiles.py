@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from cmd_support import assert_pixels
+from helpers import assert_pixels
 from PIL import Image
 from reference import correlate
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cmd_support import assert_pixels, run
+from helpers import assert_pixels, run
 from PIL import Image
 from reference import correlate
 from reference_transpose import keras_length, scatter_add

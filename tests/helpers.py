@@ -20,6 +20,17 @@ SOBEL_X = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
 BOX = np.full((3, 3), 1 / 9)
 
 
+def installed_convfilter() -> Path:
+    """The installed ``convfilter`` console script, next to the running interpreter; the test is
+    skipped where there is none (the one skip rule for tests of the installed command)."""
+    exe = Path(sys.executable).with_name("convfilter")
+    if not exe.exists():
+        import pytest
+
+        pytest.skip("convfilter console script is not installed in this environment")
+    return exe
+
+
 def run(*args):
     """The CLI in-process on ``args`` (any values, made strings); an exception propagates."""
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False, prog_name="convfilter")
