@@ -19,6 +19,7 @@ from convfilter.io.atomic import (
     atomic_file,
     atomic_path,
     exists_message,
+    move_into_place,
     remove_leftovers,
     rename_no_replace,
     temp_prefix,
@@ -235,3 +236,100 @@ def test_rename_no_replace_moves_a_folder_and_never_replaces(tmp_path):
     assert (tmp_path / "new" / "f").exists()
     rename_no_replace(str(tmp_path / "new"), str(tmp_path / "moved"))
     assert _listing(tmp_path) == ["moved", "taken"] and (tmp_path / "moved" / "f").read_bytes() == b"1"
+
+
+def test_new_files_get_0666_less_the_umask_like_open(tmp_path):
+    previous = os.umask(0)
+    try:
+        for umask, mode in ((0, 0o666), (0o002, 0o664), (0o077, 0o600)):
+            os.umask(umask)
+            out = tmp_path / f"{umask:o}.bin"
+            with atomic_file(str(out)) as handle:
+                handle.write(b"x")
+            assert out.stat().st_mode & 0o7777 == mode, oct(umask)
+    finally:
+        os.umask(previous)
+
+
+def test_move_into_place_replaces_by_default_and_falls_back_where_there_are_no_hard_links(
+    tmp_path, monkeypatch
+):
+    out = tmp_path / "o.bin"
+    out.write_bytes(b"old")
+    (tmp_path / "t1").write_bytes(b"new")
+    move_into_place(str(tmp_path / "t1"), str(out))
+    assert (out.read_bytes(), _listing(tmp_path)) == (b"new", ["o.bin"])
+
+    def no_links(source, target):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)  # a file system without hard links: check, then rename
+    (tmp_path / "t2").write_bytes(b"newer")
+    with pytest.raises(ConvFilterError) as info:
+        move_into_place(str(tmp_path / "t2"), str(out), replace=False)
+    assert str(info.value) == exists_message(str(out))
+    assert out.read_bytes() == b"new" and (tmp_path / "t2").exists()  # left for the caller
+    move_into_place(str(tmp_path / "t2"), str(tmp_path / "fresh.bin"), replace=False)
+    assert _listing(tmp_path) == ["fresh.bin", "o.bin"] and (tmp_path / "fresh.bin").read_bytes() == b"newer"
+
+
+def test_remove_leftovers_skips_what_it_cannot_remove_and_never_reads_a_url_as_a_path(tmp_path, monkeypatch):
+    (tmp_path / ".convfilter-a.png.R1.dir.part").mkdir()  # cannot be unlinked: skipped, not counted
+    (tmp_path / ".convfilter-a.png.R1.done").write_bytes(b"")
+    assert remove_leftovers(str(tmp_path / "a.png"), "R1") == 1
+    assert _listing(tmp_path) == [".convfilter-a.png.R1.dir.part"]
+    monkeypatch.chdir(tmp_path)
+    lookalike = tmp_path / "s3:" / "bucket"  # where the URL would point if it were a local path
+    lookalike.mkdir(parents=True)
+    (lookalike / ".convfilter-a.png.R1.done").write_bytes(b"")
+    assert remove_leftovers("s3://bucket/a.png", "R1") == 0
+    assert _listing(lookalike) == [".convfilter-a.png.R1.done"]
+
+
+def test_rename_no_replace_is_one_atomic_call_with_relative_names(tmp_path, monkeypatch):
+    """Linux's renameat2(RENAME_NOREPLACE): no check-then-rename, so nothing can slip in between."""
+    monkeypatch.chdir(tmp_path)
+
+    def no_rename(source, target):
+        raise AssertionError("os.rename used: the check and the rename are two steps")
+
+    monkeypatch.setattr(os, "rename", no_rename)
+    (tmp_path / "a").mkdir()
+    rename_no_replace("a", "b")
+    assert _listing(tmp_path) == ["b"]
+    (tmp_path / "c").mkdir()
+    with pytest.raises(ConvFilterError) as info:
+        rename_no_replace("c", "b")
+    assert str(info.value) == exists_message("b")
+    with pytest.raises(FileNotFoundError) as missing:
+        rename_no_replace("gone", "d")
+    assert (missing.value.filename, missing.value.strerror) == ("d", "No such file or directory")
+
+
+def test_rename_no_replace_without_renameat2_checks_then_renames(tmp_path, monkeypatch):
+    import ctypes
+
+    def no_libc(*args, **kwargs):
+        raise OSError("no C library here")
+
+    monkeypatch.setattr(ctypes, "CDLL", no_libc)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(ConvFilterError) as info:
+        rename_no_replace(str(tmp_path / "a"), str(tmp_path / "taken"))
+    assert str(info.value) == exists_message(str(tmp_path / "taken"))
+    rename_no_replace(str(tmp_path / "a"), str(tmp_path / "b"))
+    assert _listing(tmp_path) == ["b", "taken"]
+
+
+def test_a_folder_that_cannot_be_synced_still_gets_its_file(tmp_path, monkeypatch):
+    """Not every file system lets a directory be fsynced: the rename is done, the sync is best effort."""
+
+    def refused(fd):
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "fsync", refused)
+    out = tmp_path / "o.bin"
+    with atomic_path(str(out)) as tmp:
+        Path(tmp).write_bytes(b"1")
+    assert (out.read_bytes(), _listing(tmp_path)) == (b"1", ["o.bin"])
