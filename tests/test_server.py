@@ -2,8 +2,10 @@
 
 Each server here runs in a private runtime directory of the test's own
 (``CONVFILTER_RUNTIME_DIR``), is started by the test and always stopped, also
-when the test fails. The reference for every command is the same command run
-in its own process (``--no-server``), in a twin directory.
+when the test fails. The reference for every command of the table is the same
+command run in its own process (``--no-server``), in a twin directory; once that
+table holds, the other tests take their reference images from the command run in
+this process (``helpers.invoke``), which has TensorFlow loaded already.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import installed_convfilter
+from helpers import installed_convfilter, invoke
 from PIL import Image
 
 from convfilter import __version__
@@ -154,7 +156,7 @@ def test_outputs_get_the_clients_umask(server, tmp_path):
 def test_concurrent_clients_each_get_their_own_output_and_exit_code(server, tmp_path):
     exe, env, _pid = server
     reference = tmp_path / "reference.png"
-    assert _run(exe, ["--no-server", "edge", str(SAMPLE), str(reference)], env).returncode == 0
+    assert invoke("edge", SAMPLE, reference).exit_code == 0
     clients = []
     for number in range(6):
         args = ["edge", str(SAMPLE), str(tmp_path / f"out{number}.png")]
@@ -266,7 +268,7 @@ def test_a_killed_server_is_not_waited_on_and_the_next_call_is_correct(convfilte
             os.waitpid(pid, 0)
         time.sleep(0.2)
         served = _run(convfilter_exe, ["blur", str(SAMPLE), str(tmp_path / "a.png"), "-v"], env)
-        _run(convfilter_exe, ["--no-server", "blur", str(SAMPLE), str(tmp_path / "b.png")], env)
+        assert invoke("blur", SAMPLE, tmp_path / "b.png").exit_code == 0
         assert served.returncode == 0
         assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
         assert b"running here, not on the server: no server answers" in served.stderr
@@ -483,8 +485,7 @@ def test_a_command_that_names_the_clients_own_files_runs_here(server, tmp_path):
     would be the server's own files, so such a command runs in the client's process, as without it."""
     exe, env, _pid = server
     shutil.copy(SAMPLE, tmp_path / "a.png")
-    reference = _run(exe, ["--no-server", "blur", "a.png", "ref.png"], env, cwd=tmp_path)
-    assert reference.returncode == 0, reference.stderr
+    assert invoke("blur", tmp_path / "a.png", tmp_path / "ref.png").exit_code == 0
     before = _jobs(exe, env)
     script = f"{exe} blur <(cat a.png) fd.png -v && {exe} blur /dev/stdin stdin.png -v < a.png"
     done = subprocess.run(
