@@ -8,11 +8,14 @@ from click.testing import CliRunner
 from helpers import assert_pixels
 from PIL import Image
 from reference import correlate
+from reference_transpose import scatter_add
 
+from convfilter import BankSpec, TransposeSpec
 from convfilter.cli import cli
 from convfilter.engine.conv import filter_batch
 from convfilter.engine.layouts import convolve
-from convfilter.engine.tiles import check_tile_size, filter_tiles, plan_tiles
+from convfilter.engine.tiles import border_index, check_tile_size, filter_tiled, filter_tiles, plan_tiles
+from convfilter.errors import ArgumentError
 from convfilter.ops.borders import pad_batch
 from convfilter.ops.geometry import padding_amounts
 from convfilter.ops.spec import Conv2DSpec
@@ -297,3 +300,42 @@ def test_cli_verbose_and_compare_with_tiles(tmp_path):
         assert np.array_equal(
             np.asarray(Image.open(tmp_path / name)), np.asarray(Image.open(tmp_path / "b.png"))
         )
+
+
+def test_transposed_tiles_that_no_input_reaches_hold_the_bias():
+    """Stride 20 with a 1x1 kernel leaves 16x16 tiles between the placed pixels: only the bias there."""
+    x = np.random.default_rng(11).uniform(0, 255, (2, 3, 3)).astype(np.float32)  # two images
+    op = TransposeSpec(np.array([[2.0]]), stride=(20, 20), output_padding=(19, 19), bias=1.5)
+    out = filter_tiled(x, op, tile_size=16)
+    assert (out.dtype, out.shape) == (np.float32, (2, 60, 60))
+    for image, result in zip(x, out, strict=True):
+        expected = scatter_add(image, np.array([[2.0]]), (20, 20), output_padding=(19, 19), bias=1.5)
+        np.testing.assert_allclose(result, expected, rtol=1e-6)
+
+
+def test_a_tiled_bank_of_two_kernels_stacks_both_responses_in_float32():
+    x = np.random.default_rng(12).uniform(0, 255, (1, 40, 37)).astype(np.float32)
+    kernels = [np.array([[1.0, 0, -1], [2, 0, -2], [1, 0, -1]]), np.arange(9.0).reshape(3, 3) / 9]
+    op = BankSpec(kernels, ["a", "b"], padding="same", combine="stack")
+    out = filter_tiled(x, op, tile_size=16)
+    assert (out.dtype, out.shape) == (np.float32, (1, 40, 37, 2))
+    for index, kernel in enumerate(kernels):
+        assert_rounding_equal(out[0, ..., index], correlate(x[0], kernel, padding="same"), kernel)
+
+
+def test_a_border_without_an_index_rule_is_named():
+    with pytest.raises(ArgumentError) as info:
+        border_index(np.arange(3), 3, "mirror")
+    assert str(info.value) == "no index rule for border 'mirror'"
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_transposed_tiles_with_a_stride_wider_than_the_kernel_equal_the_scatter_add(padding):
+    """Tiles that begin in a gap between placed kernels (the bug: their first sums were lost)."""
+    x = np.random.default_rng(13).uniform(0, 255, (1, 13, 11)).astype(np.float32)
+    kernel = np.array([[1.0, -2.0], [0.5, 3.0]])
+    op = TransposeSpec(kernel, stride=(3, 5), padding=padding, bias=0.25)
+    out = filter_tiled(x, op, tile_size=16)
+    expected = scatter_add(x[0], kernel, (3, 5), padding, bias=0.25)
+    assert out.shape == (1, *expected.shape)
+    np.testing.assert_allclose(out[0], expected, rtol=1e-5, atol=1e-3)

@@ -154,13 +154,19 @@ def run_tile(batch, op: Conv2DSpec, tile: Tile, engine: str = "auto", read=tile_
 
 
 def _cut(raw: np.ndarray, offset: tuple[int, int], size: tuple[int, int], bias: float) -> np.ndarray:
-    """``size`` of ``raw`` (``B x h x w x N``) from ``offset`` on; beyond its end, the bias alone."""
+    """``size`` of ``raw`` (``B x h x w x N``) from ``offset`` on; outside ``raw``, the bias alone.
+
+    An offset is negative where the tile begins in a gap that no input reaches (a stride wider
+    than the kernel): ``raw`` then starts that far into the tile."""
     (oy, ox), (h, w) = offset, size
-    part = raw[:, oy : oy + h, ox : ox + w]
-    if part.shape[1:3] == (h, w):
-        return part
+    if oy >= 0 and ox >= 0:
+        part = raw[:, oy : oy + h, ox : ox + w]
+        if part.shape[1:3] == (h, w):
+            return part
     out = np.full((raw.shape[0], h, w, raw.shape[3]), bias, np.float32)
-    out[:, : part.shape[1], : part.shape[2]] = part
+    at_y, at_x = max(-oy, 0), max(-ox, 0)  # where raw begins in the tile
+    part = raw[:, max(oy, 0) : max(oy, 0) + h - at_y, max(ox, 0) : max(ox, 0) + w - at_x]
+    out[:, at_y : at_y + part.shape[1], at_x : at_x + part.shape[2]] = part
     return out
 
 

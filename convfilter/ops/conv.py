@@ -443,7 +443,9 @@ class Conv2DSpec:
         positions ``first .. last-1``, padded by that many pixels of the border,
         give (run 'valid', not transposed; or transposed, 'valid' and without output
         padding) a result whose positions ``offset ..`` are the wanted ones. Past
-        the end of that result a transposed output holds no sums: it is the bias alone.
+        the end of that result a transposed output holds no sums: it is the bias alone;
+        so does the start of a transposed tile that begins in a gap of a stride wider
+        than the kernel, where ``offset`` is negative (the result begins ``-offset`` in).
         """
         k, s, d = self.window[axis], self.stride[axis], self.dilation[axis]
         span = dilated_extent(k, d)
