@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import installed_convfilter  # noqa: E402 (tests/ is on the path from here on)
+from helpers import installed_convfilter, warm_server  # noqa: E402 (tests/ is on the path from here on)
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
 
@@ -42,22 +41,13 @@ def server_env(tmp_path_factory):
     installed command, the work runs in the server, which already has TensorFlow loaded. Cold starts
     are tested where they are the point (``test_contract_startup``, ``test_server``, and
     ``test_cmd_filter``'s clean stderr)."""
-    exe = installed_convfilter()
-    runtime = tmp_path_factory.mktemp("server-runtime")
-    runtime.chmod(0o700)
-    env = {key: value for key, value in os.environ.items() if key != "CONVFILTER_SERVER"}
-    env["CONVFILTER_RUNTIME_DIR"] = str(runtime)
-    started = subprocess.run([exe, "server", "start"], env=env, capture_output=True, timeout=180)
-    assert started.returncode == 0, started.stderr
-    try:
+    with warm_server(tmp_path_factory.mktemp("server-runtime")) as env:
         yield env
         status = subprocess.run(
-            [exe, "server", "status"], env=env, capture_output=True, text=True, timeout=60
+            [installed_convfilter(), "server", "status"], env=env, capture_output=True, text=True, timeout=60
         )
         # A client that cannot use the server runs the command itself: the tests would pass, slowly.
         assert "jobs served:  0\n" not in status.stdout, status.stdout
-    finally:
-        subprocess.run([exe, "server", "stop"], env=env, capture_output=True, timeout=120)
 
 
 SLOW_FIXTURES = {"convfilter_exe", "server_env"}

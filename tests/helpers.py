@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,6 +30,24 @@ def installed_convfilter() -> Path:
 
         pytest.skip("convfilter console script is not installed in this environment")
     return exe
+
+
+@contextlib.contextmanager
+def warm_server(runtime: Path, *args: str, **extra_env: str) -> Iterator[dict]:
+    """``convfilter server start ARGS`` (detached) in the private runtime directory ``runtime``;
+    yield the environment (``extra_env`` added) in which the installed command uses that server.
+    Stopped when the block ends, also when it fails."""
+    exe = installed_convfilter()
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    runtime.chmod(0o700)
+    env = {key: value for key, value in os.environ.items() if key != "CONVFILTER_SERVER"}
+    env.update(extra_env, CONVFILTER_RUNTIME_DIR=str(runtime))
+    started = subprocess.run([exe, "server", "start", *args], env=env, capture_output=True, timeout=180)
+    assert started.returncode == 0, started.stderr
+    try:
+        yield env
+    finally:
+        subprocess.run([exe, "server", "stop"], env=env, capture_output=True, timeout=120)
 
 
 def run(*args):

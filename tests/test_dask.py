@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from helpers import installed_convfilter
+from helpers import installed_convfilter, invoke
 from PIL import Image
 
 # Servers, clusters and subprocesses: the full suite only. One worker runs the module, in order, so
@@ -32,10 +32,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dask_cluster")]
 pytest.importorskip("distributed")
 
 BIN = Path(sys.executable).parent
-
-
-def _exe() -> Path:
-    return installed_convfilter()
 
 
 def _env() -> dict[str, str]:
@@ -57,15 +53,15 @@ def _folder(root: Path, count: int = 12, size: tuple[int, int] = (60, 80), broke
 
 
 def _run(args, cwd, timeout=300):
-    return subprocess.run([str(_exe()), *args], cwd=cwd, env=_env(), capture_output=True, timeout=timeout)
+    return subprocess.run(
+        [str(installed_convfilter()), *args], cwd=cwd, env=_env(), capture_output=True, timeout=timeout
+    )
 
 
 def _here(args, cwd: Path, monkeypatch) -> tuple[int, bytes, bytes]:
     """The same command in this process, in ``cwd``: (exit code, stdout, stderr)."""
-    from convfilter.cli import cli
-
     monkeypatch.chdir(cwd)
-    result = CliRunner().invoke(cli, args, prog_name="convfilter")
+    result = invoke(*args)
     return result.exit_code, result.stdout_bytes, result.stderr_bytes
 
 
@@ -187,7 +183,7 @@ def test_a_worker_killed_mid_run_has_its_tasks_retried(tmp_path, monkeypatch, cl
     address, nannies = cluster
     here, there = _twins(tmp_path, count=40, size=(700, 900), broken=False)
     client = subprocess.Popen(
-        [str(_exe()), "blur", "in", "-r", "-o", "out", "-q", "--dask", address],
+        [str(installed_convfilter()), "blur", "in", "-r", "-o", "out", "-q", "--dask", address],
         cwd=there,
         env=_env(),
         stderr=subprocess.PIPE,
@@ -330,7 +326,7 @@ def test_dask_is_refused_for_a_single_file(tmp_path, gray_png):
 def test_ctrl_c_cancels_every_task_and_the_summary_matches_the_disk(tmp_path, cluster):
     _folder(tmp_path, count=40, size=(900, 900), broken=False)
     client = subprocess.Popen(
-        [str(_exe()), "blur", "in", "-r", "-o", "out", "--dask", cluster[0]],
+        [str(installed_convfilter()), "blur", "in", "-r", "-o", "out", "--dask", cluster[0]],
         cwd=tmp_path,
         env=_env(),
         stderr=subprocess.PIPE,
@@ -364,7 +360,7 @@ def test_two_runs_into_one_folder_never_replace_each_others_files(tmp_path, monk
     _folder(tmp_path, count=24, broken=False)
     args = ["blur", "in", "-r", "-o", "out", "--json"]
     on_dask = subprocess.Popen(
-        [str(_exe()), *args, "--dask", cluster[0]],
+        [str(installed_convfilter()), *args, "--dask", cluster[0]],
         cwd=tmp_path,
         env=_env(),
         stdout=subprocess.PIPE,

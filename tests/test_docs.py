@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import installed_convfilter
+from helpers import warm_server
 from PIL import Image
 
 pytestmark = pytest.mark.slow  # servers, clusters and subprocesses: the full suite only
@@ -116,22 +116,13 @@ def make_sandbox(where: Path) -> Path:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """A warm server for every command the docs run (started here, always stopped)."""
-    runtime = tmp_path_factory.mktemp("docs-runtime")
-    runtime.chmod(0o700)
-    env = {key: value for key, value in os.environ.items() if key != "CONVFILTER_SERVER"}
-    env.update(
-        CONVFILTER_RUNTIME_DIR=str(runtime),
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+    with warm_server(
+        tmp_path_factory.mktemp("docs-runtime"),
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         COLUMNS="100",
         PYTHONUNBUFFERED="1",
-    )
-    exe = installed_convfilter()
-    started = subprocess.run([exe, "server", "start"], env=env, capture_output=True, timeout=180)
-    assert started.returncode == 0, started.stderr
-    try:
+    ) as env:
         yield env
-    finally:
-        subprocess.run([exe, "server", "stop"], env=env, capture_output=True, timeout=120)
 
 
 def shell(command: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import installed_convfilter, invoke
+from helpers import installed_convfilter, invoke, warm_server
 from PIL import Image
 
 from convfilter import __version__
@@ -70,17 +70,15 @@ def _jobs(exe, env) -> int:
 @contextlib.contextmanager
 def running_server(exe, runtime: Path, *args: str):
     """Start a detached server in ``runtime``; stop it (and kill it if need be) afterwards."""
-    runtime.mkdir(mode=0o700, exist_ok=True)
-    env = _env(runtime)
-    started = _run(exe, ["server", "start", *args], env)
-    assert started.returncode == 0, started.stderr.decode()
-    pid = int(_status(exe, env)["pid"])
+    pid = None
     try:
-        yield env, pid
+        with warm_server(runtime, *args) as env:
+            pid = int(_status(exe, env)["pid"])
+            yield env, pid
     finally:
-        _run(exe, ["server", "stop"], env)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")

@@ -165,7 +165,8 @@ def _cut(raw: np.ndarray, offset: tuple[int, int], size: tuple[int, int], bias: 
             return part
     out = np.full((raw.shape[0], h, w, raw.shape[3]), bias, np.float32)
     at_y, at_x = max(-oy, 0), max(-ox, 0)  # where raw begins in the tile
-    part = raw[:, max(oy, 0) : max(oy, 0) + h - at_y, max(ox, 0) : max(ox, 0) + w - at_x]
+    from_y, from_x = max(oy, 0), max(ox, 0)  # where the tile begins in raw
+    part = raw[:, from_y : from_y + h - at_y, from_x : from_x + w - at_x]
     out[:, at_y : at_y + part.shape[1], at_x : at_x + part.shape[2]] = part
     return out
 

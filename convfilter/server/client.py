@@ -119,10 +119,10 @@ def own_file(argv: list[str]) -> str | None:
 def forward(argv: list[str], start: bool = False) -> int:
     """Run ``argv`` on this install's server and return its exit code; :class:`Fallback` if it cannot.
 
-    A command that names this process's own files (:func:`own_file`) runs here. A command run under
-    resource limits (``ulimit -f``, ``-t``, ``-v``, ``-d``)
-    runs here: the server is another process, so it would not hold the work to
-    them, and the outcome must be the one the limits give.
+    A command that names this process's own files (:func:`own_file`) runs here, and so does a
+    command run under resource limits (``ulimit -f``, ``-t``, ``-v``, ``-d``): the server is
+    another process, so it would not hold the work to them, and the outcome must be the one the
+    limits give.
     """
     own = own_file(argv)
     if own:
